@@ -33,8 +33,14 @@ def resources_for(rule_name):
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/encode.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/validation.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
+    """The whole chain: dataset -> encode -> train -> sample -> relax -> DFT -> report."""
     input:
         f"{RESULTS}/data/dataset.parquet",

@@ -29,8 +29,12 @@ def load_schema() -> dict[str, Any]:
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(part) for part in error.absolute_path)
-    return path or "<top level>"
+    parts = [str(part) for part in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        unexpected = sorted(key for key in error.instance if key not in known)
+        parts.append("|".join(unexpected))
+    return ".".join(parts) or "<top level>"
 
 
 def _allowed(error: jsonschema.ValidationError) -> str:
