@@ -1,0 +1,314 @@
+"""Materials Project source: download summary documents with mp-api into the dataset table.
+
+The query (filters from ``data.materials_project``) goes through ``mp_api.client.MPRester``'s summary
+search, paged by ``chunk_size``. Every HTTP request, the heartbeat included, is retried with
+exponential backoff on network errors and HTTP 429/5xx by the session handed to the client (mp-api's
+own session retries only 429/502/504, three times, and its heartbeat not at all). The raw documents
+are cached per query under the output directory, so a rerun with the same query makes no request.
+
+The API key is read from ``MP_API_KEY`` and sent only as a request header: it is never logged,
+cached, written to provenance or included in an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from requests.adapters import HTTPAdapter
+from tqdm.auto import tqdm
+from urllib3.util.retry import Retry
+
+from icrdesign.config import ConfigError
+from icrdesign.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "MP_API_KEY"
+ENDPOINT_ENV = "MP_API_ENDPOINT"
+DEFAULT_ENDPOINT = "https://api.materialsproject.org/"
+SUMMARY_FIELDS = (
+    "material_id", "formula_pretty", "structure", "formation_energy_per_atom", "band_gap",
+    "energy_above_hull", "symmetry",
+)
+REQUIRED_NUMBERS = ("formation_energy_per_atom", "band_gap")
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+REQUEST_TIMEOUT_S = 60
+CACHE_SUBDIR = "mp_cache"
+TABLE_COLUMNS = (
+    "material_id", "formula", "structure", "nsites", "nelements", "spacegroup", "formation_energy_per_atom",
+    "band_gap", "energy_above_hull", "source", "label_source",
+)
+REJECTED_COLUMNS = ("material_id", "reason", "detail")
+_API_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
+
+
+class APIKeyError(ConfigError):
+    """MP_API_KEY is missing or malformed (the message never contains the key)."""
+
+
+class MaterialsProjectError(RuntimeError):
+    """The Materials Project endpoint could not be queried (after retries)."""
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def read_api_key(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """Return the key from ``MP_API_KEY``; raise APIKeyError when it is missing or malformed."""
+    key = environ.get(API_KEY_ENV, "").strip()
+    hint = (
+        "Get a key at https://next-gen.materialsproject.org/api and export it, "
+        "or set `data.source: demo` to build the offline demo dataset instead."
+    )
+    if not key:
+        raise APIKeyError(f"data.source is materials_project but the environment variable {API_KEY_ENV} is not set. {hint}")
+    if not _API_KEY_PATTERN.fullmatch(key):
+        raise APIKeyError(
+            f"the environment variable {API_KEY_ENV} is malformed: a Materials Project API key is "
+            f"32 letters and digits, the value given has {len(key)} characters. {hint}"
+        )
+    return key
+
+
+def resolve_endpoint(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """The API root: ``MP_API_ENDPOINT`` when set, else the public Materials Project API."""
+    endpoint = environ.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"the environment variable {ENDPOINT_ENV} must be an http(s) URL, got {endpoint!r}")
+    return endpoint if endpoint.endswith("/") else endpoint + "/"
+
+
+def search_criteria(settings: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``SummaryRester.search`` for the configured filters.
+
+    The ranges are always sent: mp-api answers a search without any filter from a public S3
+    bucket instead of the endpoint, which would bypass both the filters and MP_API_ENDPOINT.
+    """
+    criteria: dict[str, Any] = {
+        "num_elements": (settings["min_elements"], settings["max_elements"]),
+        "num_sites": (1, settings["max_sites"]),
+        "energy_above_hull": (0.0, settings["max_energy_above_hull"]),
+    }
+    if settings["include_elements"]:
+        criteria["elements"] = sorted(settings["include_elements"])
+    if settings["exclude_elements"]:
+        criteria["exclude_elements"] = sorted(settings["exclude_elements"])
+    if settings["exclude_deprecated"]:
+        criteria["deprecated"] = False
+    return criteria
+
+
+def query_record(settings: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """Everything that determines the downloaded documents (the cache key; recorded in provenance)."""
+    return {
+        "endpoint": endpoint,
+        "route": "materials/summary",
+        "criteria": {key: list(value) if isinstance(value, tuple) else value
+                     for key, value in search_criteria(settings).items()},
+        "fields": list(SUMMARY_FIELDS),
+    }
+
+
+def query_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fetch_materials_project(
+    settings: dict[str, Any], cache_dir: Path, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Download (or reuse the cached download of) the configured query and build the dataset table.
+
+    Returns the table (dataset schema), the rejected documents (material_id, reason, detail) and
+    provenance entries. ``seed`` is accepted for the common source interface; the download is
+    deterministic and the table is sorted by material_id.
+    """
+    api_key = read_api_key()
+    endpoint = resolve_endpoint()
+    record = query_record(settings, endpoint)
+    digest = query_hash(record)
+    cache_path = Path(cache_dir) / CACHE_SUBDIR / f"summary_{digest}.json.gz"
+
+    cached = _read_cache(cache_path, record)
+    if cached is None:
+        log.info("Materials Project: querying %s (query %s)", endpoint, digest)
+        docs, db_version = download_summary(api_key, endpoint, settings)
+        cached = {
+            "query": record,
+            "database_version": db_version,
+            "retrieved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "documents": docs,
+        }
+        _write_cache(cache_path, cached)
+        cache_hit = False
+    else:
+        log.info("Materials Project: reusing cached download %s", cache_path)
+        cache_hit = True
+
+    table, rejected = documents_to_table(cached["documents"])
+    counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
+    log.info("Materials Project: %d documents, %d kept, %d rejected %s", len(cached["documents"]), len(table),
+             len(rejected), counts)
+    provenance = {
+        "source": "materials_project",
+        "database_version": cached["database_version"],
+        "endpoint": endpoint,
+        "query": record,
+        "query_hash": digest,
+        "retrieved": cached["retrieved"],
+        "cache_hit": cache_hit,
+        "cache_file": cache_path.name,
+        "n_docs": len(cached["documents"]),
+        "n_accepted": len(table),
+        "n_rejected": len(rejected),
+        "rejected_by_reason": {str(k): int(v) for k, v in counts.items()},
+        "mp_api_version": importlib.metadata.version("mp-api"),
+    }
+    return table, rejected, provenance
+
+
+def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """Run the summary search; return the raw documents and the database version (heartbeat)."""
+    from mp_api.client import MPRester  # heavy import: only when a download is needed
+    from mp_api.client.core.exceptions import MPRestError
+
+    session = _retrying_session(api_key, settings["max_retries"], settings["retry_backoff"])
+    try:
+        db_version = _heartbeat_db_version(session, endpoint)
+        with MPRester(api_key=api_key, endpoint=endpoint, session=session, use_document_model=False,
+                      mute_progress_bars=False) as rester:
+            docs = rester.materials.summary.search(
+                **search_criteria(settings),
+                fields=list(SUMMARY_FIELDS),
+                all_fields=False,
+                chunk_size=settings["chunk_size"],
+            )
+    except (MPRestError, requests.RequestException, ValueError, KeyError) as exc:
+        message = f"Materials Project query to {endpoint} failed after up to {settings['max_retries']} retries: {exc}"
+        raise MaterialsProjectError(message.replace(api_key, "<MP_API_KEY>")) from None
+    return [dict(doc) for doc in docs], db_version
+
+
+def _retrying_session(api_key: str, max_retries: int, backoff: float) -> requests.Session:
+    retry = Retry(
+        total=max_retries,
+        connect=max_retries,
+        read=max_retries,
+        status=max_retries,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        backoff_factor=backoff,
+        respect_retry_after_header=True,
+        # Hand the last error response to mp-api so its message names the status code.
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.headers["x-api-key"] = api_key
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _heartbeat_db_version(session: requests.Session, endpoint: str) -> str:
+    """The database version from ``heartbeat``, fetched with retries (mp-api's own call has none)."""
+    response = session.get(endpoint + "heartbeat", timeout=REQUEST_TIMEOUT_S)
+    if response.status_code != 200:
+        raise MaterialsProjectError(f"heartbeat at {endpoint} answered HTTP {response.status_code}")
+    return str(response.json()["db_version"])
+
+
+def _read_cache(path: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, EOFError, ValueError) as exc:
+        log.warning("Materials Project: ignoring unreadable cache %s (%s); downloading again", path, exc)
+        return None
+    if payload.get("query") != record:
+        log.warning("Materials Project: cache %s holds another query; downloading again", path)
+        return None
+    return payload
+
+
+def _write_cache(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+
+
+def documents_to_table(docs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse summary documents into dataset rows; bad documents become rejected rows with a reason."""
+    rows: list[dict[str, Any]] = []
+    rejected: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for doc in tqdm(docs, desc="Parsing Materials Project documents", unit="doc"):
+        material_id = str(doc.get("material_id") or "")
+        try:
+            if material_id in seen:
+                raise _Rejected("duplicate_material_id", "already in the table")
+            rows.append(_document_row(material_id, doc))
+            seen.add(material_id)
+        except _Rejected as bad:
+            rejected.append({"material_id": material_id, "reason": bad.reason, "detail": bad.detail})
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    table = table.sort_values("material_id", key=lambda ids: ids.map(_natural_key), ignore_index=True)
+    table = table.astype({"nsites": "int64", "nelements": "int64", "formation_energy_per_atom": "float64",
+                          "band_gap": "float64", "energy_above_hull": "float64"})
+    return table, pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS))
+
+
+def _document_row(material_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    missing = [name for name in ("material_id", "structure") if not doc.get(name)]
+    missing += [name for name in REQUIRED_NUMBERS if not _is_finite_number(doc.get(name))]
+    if missing:
+        raise _Rejected("missing_property", ", ".join(missing))
+    try:
+        structure = Structure.from_dict(doc["structure"])
+        if len(structure) == 0:
+            raise ValueError("structure has no sites")
+        spacegroup = (doc.get("symmetry") or {}).get("symbol") or SpacegroupAnalyzer(structure).get_space_group_symbol()
+    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted input rejects only this row
+        raise _Rejected("unparsable_structure", f"{type(exc).__name__}: {exc}"[:300]) from None
+    e_hull = doc.get("energy_above_hull")
+    return {
+        "material_id": material_id,
+        "formula": structure.composition.reduced_formula,
+        "structure": json.dumps(structure.as_dict()),
+        "nsites": len(structure),
+        "nelements": len(structure.composition.elements),
+        "spacegroup": str(spacegroup),
+        "formation_energy_per_atom": float(doc["formation_energy_per_atom"]),
+        "band_gap": float(doc["band_gap"]),
+        "energy_above_hull": float(e_hull) if _is_finite_number(e_hull) else math.nan,
+        "source": "materials_project",
+        "label_source": "materials_project",
+    }
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _natural_key(material_id: str) -> tuple[str, int]:
+    """Sort mp-2 before mp-10."""
+    prefix, _, number = material_id.rpartition("-")
+    return (prefix, int(number)) if number.isdigit() else (material_id, -1)

@@ -1,0 +1,191 @@
+"""Assemble the report: dissimilarity table, gallery, figures S1-S5 and the summary files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Composition, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from icrdesign.io import write_csv, write_json, write_text
+from icrdesign.report import figures
+from icrdesign.report.similarity import fingerprints_from_text, nearest_neighbours
+from icrdesign.report.inputs import BASELINE_STRATEGY, ReportInputs, candidate_cif, load_inputs
+from icrdesign.report.summary import build_summary, summary_html, summary_markdown
+
+log = logging.getLogger(__name__)
+
+FIGURES = ("S1_latent", "S2_gallery", "S3_boxplots", "S4_dissimilarity", "S5_training_distributions")
+TRAIN_CACHE = "fingerprints_train.npz"
+CANDIDATE_CACHE = "fingerprints_candidates.npz"
+DISSIMILARITY_COLUMNS = ["case", "id", "strategy", "formula", "min_dissimilarity", "nearest_material_id",
+                         "nearest_formula", "error"]
+
+
+def generated_structures(inputs: ReportInputs) -> pd.DataFrame:
+    """Valid, unique, novel candidates with a readable CIF (+ external rows with a structure file)."""
+    novel = inputs.novel_candidates()
+    rows = []
+    for _, row in novel.iterrows():
+        path = candidate_cif(row)
+        if path is None:
+            continue
+        rows.append({"case": row["case"], "id": row["id"], "strategy": row["strategy"],
+                     "formula": row.get("formula", ""), "spacegroup": row.get("spacegroup", ""), "path": str(path)})
+    if inputs.external is not None and "structure" in inputs.external:
+        for _, row in inputs.external.dropna(subset=["structure"]).iterrows():
+            if Path(row["structure"]).is_file():
+                rows.append({"case": row["case"], "id": row["id"], "strategy": "external", "formula": "",
+                             "spacegroup": "", "path": row["structure"]})
+    return pd.DataFrame(rows, columns=["case", "id", "strategy", "formula", "spacegroup", "path"])
+
+
+def _structure_item(path: str) -> tuple[str, str]:
+    fmt = "json" if path.endswith(".json") else "cif"
+    return fmt, Path(path).read_text(encoding="utf-8")
+
+
+def dissimilarity_table(
+    inputs: ReportInputs, generated: pd.DataFrame, cache_dir: Path, n_jobs: int = 1
+) -> pd.DataFrame | None:
+    """Each generated crystal's minimum fingerprint distance to every training crystal.
+
+    None when the training set or the generated structures are absent. Training fingerprints are
+    cached in ``cache_dir/fingerprints_train.npz``, candidates' in ``fingerprints_candidates.npz``.
+    """
+    if inputs.dataset is None or "structure" not in inputs.dataset:
+        return None
+    # The training cache is filled even without candidates, so a later report starts warm.
+    train_items = [("json", text) for text in inputs.dataset["structure"]]
+    train, train_errors = fingerprints_from_text(train_items, cache_dir / TRAIN_CACHE, n_jobs, "training fingerprints")
+    n_failed = sum(e is not None for e in train_errors)
+    if n_failed:
+        log.warning("%d of %d training crystals could not be fingerprinted", n_failed, len(train_items))
+    if generated.empty:
+        return None
+    items = [_structure_item(p) for p in generated["path"]]
+    queries, errors = fingerprints_from_text(items, cache_dir / CANDIDATE_CACHE, n_jobs, "candidate fingerprints")
+    if train.shape[1] != queries.shape[1] and train.size and queries.size:
+        raise ValueError(f"fingerprint widths differ: training {train.shape[1]}, candidates {queries.shape[1]}")
+    distances, nearest = nearest_neighbours(queries, train)
+    ids = inputs.dataset["material_id"].to_numpy()
+    formulas = inputs.dataset["formula"].to_numpy() if "formula" in inputs.dataset else np.full(len(ids), "")
+    table = generated[["case", "id", "strategy", "formula"]].copy()
+    table["min_dissimilarity"] = distances
+    table["nearest_material_id"] = [ids[i] if i >= 0 else None for i in nearest]
+    table["nearest_formula"] = [formulas[i] if i >= 0 else None for i in nearest]
+    table["error"] = errors
+    return table[DISSIMILARITY_COLUMNS]
+
+
+def structure_type(structure: Structure, symprec: float = 0.1) -> str:
+    """Prototype label: anonymised formula, space-group number and the occupied Wyckoff orbits
+    (the ingredients of an AFLOW prototype label); same label = same structure type."""
+    anonymous = structure.composition.reduced_composition.anonymized_formula
+    try:
+        symmetrized = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
+        number = symmetrized.spacegroup.int_number
+        wyckoffs = "".join(sorted(symmetrized.wyckoff_symbols))
+    except Exception:  # noqa: BLE001 - spglib may fail on distorted cells; fall back to P1
+        number, wyckoffs = 1, f"{len(structure)}a"
+    return f"{anonymous}_{number}_{wyckoffs}"
+
+
+def gallery(generated: pd.DataFrame, limit: int) -> tuple[list[figures.GalleryEntry], dict[str, Any] | None]:
+    """Gallery entries (one per structure type first, then the rest) and counts over all crystals."""
+    designed = generated[generated["strategy"] != BASELINE_STRATEGY]
+    if designed.empty:
+        return [], None
+    parsed = []
+    for _, row in designed.iterrows():
+        try:
+            structure = Structure.from_str(Path(row["path"]).read_text(encoding="utf-8"), fmt=row["path"].rsplit(".", 1)[-1])
+        except Exception as error:  # noqa: BLE001 - an unreadable CIF is skipped and logged
+            log.warning("gallery: cannot read %s: %s", row["path"], error)
+            continue
+        parsed.append((row, structure, structure_type(structure)))
+    elements = sorted({el.symbol for _, s, _ in parsed for el in s.composition.elements})
+    stats = {
+        "n_unique_novel": len(parsed),
+        "n_structure_types": len({t for _, _, t in parsed}),
+        "n_elements": len(elements),
+        "elements": elements,
+    }
+    # One crystal per structure type first, so the gallery shows the variety; then the others.
+    seen: set[str] = set()
+    first_of_type = []
+    for kind in (t for _, _, t in parsed):
+        first_of_type.append(kind not in seen)
+        seen.add(kind)
+    order = sorted(range(len(parsed)), key=lambda i: not first_of_type[i])
+    chosen = [parsed[i] for i in order[:limit]]
+    entries = [
+        figures.GalleryEntry(
+            structure=s,
+            formula=Composition(str(row["formula"])).reduced_formula if row["formula"] else s.composition.reduced_formula,
+            spacegroup=str(row["spacegroup"]) if row["spacegroup"] else s.get_space_group_info(symprec=0.1)[0],
+            label=str(row["case"]),
+        )
+        for row, s, _ in chosen
+    ]
+    return entries, stats
+
+
+def build_report(
+    config: dict[str, Any],
+    results: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    external: str | os.PathLike[str] | None = None,
+    n_jobs: int = 1,
+    figure_names: Sequence[str] = FIGURES,
+) -> dict[str, Any]:
+    """Write figures, summary.json/.md/.html, rates.csv, dissimilarity.csv and rejected.csv to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = config["report"]
+    cutoff = float(settings["dissimilarity_cutoff"])
+    inputs = load_inputs(Path(results), config["sampling"]["cases"], None if external is None else Path(external))
+    evaluations = inputs.evaluations()
+    generated = generated_structures(inputs)
+    table = dissimilarity_table(inputs, generated, out, n_jobs)
+    entries, gallery_stats = gallery(generated, settings["gallery_max"])
+    summary = build_summary(inputs, evaluations, table, cutoff, extras={
+        "gallery": gallery_stats,
+        "model_metrics": inputs.model_metrics,
+        "external_validation": None if external is None else str(external),
+    })
+    write_json(out / "summary.json", _json_safe(summary), allow_nan=False)
+    write_text(out / "summary.md", summary_markdown(summary))
+    write_text(out / "summary.html", summary_html(summary))
+    write_csv(out / "evaluations.csv", evaluations)
+    write_csv(out / "dissimilarity.csv", table if table is not None else pd.DataFrame(columns=DISSIMILARITY_COLUMNS))
+    write_csv(out / "rejected.csv", pd.DataFrame(inputs.rejected, columns=["source", "id", "reason"]))
+    makers = {
+        "S1_latent": lambda: figures.latent_figure(inputs.latent),
+        "S2_gallery": lambda: figures.gallery_figure(entries, gallery_stats),
+        "S3_boxplots": lambda: figures.boxplot_figure(evaluations, inputs.cases),
+        "S4_dissimilarity": lambda: figures.dissimilarity_figure(table, cutoff),
+        "S5_training_distributions": lambda: figures.training_figure(inputs.dataset, inputs.cases, summary),
+    }
+    for name in figure_names:
+        figures.save_figure(makers[name](), out / name, settings["formats"], settings["dpi"])
+    return summary
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types; NaN and infinities (e.g. in model metrics) become null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,69 @@
+"""Validity of decoded crystals: structural (distances, volume per atom) and compositional (charge balance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from pymatgen.core import Composition, Structure
+from smact.screening import smact_validity
+
+
+@dataclass(frozen=True)
+class ValidityCriteria:
+    """Thresholds from the ``sampling`` config section."""
+
+    min_distance: float = 0.5
+    min_volume_per_atom: float = 5.0
+    max_volume_per_atom: float = 80.0
+
+    @classmethod
+    def from_config(cls, sampling: dict) -> ValidityCriteria:
+        return cls(sampling["min_distance"], sampling["min_volume_per_atom"], sampling["max_volume_per_atom"])
+
+
+def structural_problem(structure: Structure, criteria: ValidityCriteria) -> tuple[str, str] | None:
+    """Return ``(reason, detail)`` if the structure is physically implausible, else None.
+
+    The shortest distance includes periodic images, so a site too close to its own image (a tiny cell)
+    is caught as well.
+    """
+    volume_per_atom = structure.volume / len(structure)
+    if not np.isfinite(volume_per_atom) or not (
+        criteria.min_volume_per_atom <= volume_per_atom <= criteria.max_volume_per_atom
+    ):
+        return "volume_per_atom", (
+            f"{volume_per_atom:.3g} A^3/atom outside [{criteria.min_volume_per_atom}, {criteria.max_volume_per_atom}]"
+        )
+    shortest = shortest_distance(structure)
+    if shortest < criteria.min_distance:
+        return "min_distance", f"shortest interatomic distance {shortest:.3g} A < {criteria.min_distance} A"
+    return None
+
+
+def shortest_distance(structure: Structure) -> float:
+    """Shortest distance between two sites, periodic images (and a site's own images) included."""
+    if len(structure) > 1:
+        matrix = structure.distance_matrix
+        shortest = float(matrix[np.triu_indices(len(structure), k=1)].min())
+    else:
+        shortest = np.inf
+    # A site's distance to its own periodic images is the shortest lattice vector (LLL-reduced basis).
+    own_image = float(np.linalg.norm(structure.lattice.get_lll_reduced_lattice().matrix, axis=1).min())
+    return min(shortest, own_image)
+
+
+def composition_problem(composition: Composition) -> tuple[str, str] | None:
+    """Return ``("not_charge_neutral", detail)`` unless SMACT finds a charge-balanced assignment."""
+    formula = composition.reduced_formula
+    if _charge_neutral(formula):
+        return None
+    return "not_charge_neutral", f"{formula}: no charge-balanced assignment of common oxidation states"
+
+
+@lru_cache(maxsize=65536)
+def _charge_neutral(reduced_formula: str) -> bool:
+    # SMACT's screen: charge neutrality over common oxidation states plus the Pauling electronegativity
+    # test; all-metal compositions count as alloys, mixed valence (e.g. Fe3O4) is allowed.
+    return bool(smact_validity(Composition(reduced_formula), mixed_valence=True))

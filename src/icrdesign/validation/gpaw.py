@@ -1,0 +1,253 @@
+"""GPAW in atomate2 and custodian.
+
+``GpawRelaxMaker`` subclasses atomate2's ``AseRelaxMaker``: its calculator settings are plain dicts
+(so makers and flows serialise), each calculation runs in a child process as a custodian ``GpawJob``
+watched by ``GpawErrorHandler`` (SCF not converged -> more iterations and slower mixing, then wider
+smearing, then a longer mixing history; every correction is recorded), and the result is an atomate2
+``AseStructureTaskDoc`` whose ``entry.data`` carries the band gap and the corrections.
+A static is the same maker with one step and a fixed cell (``GpawStaticMaker``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atomate2.ase.jobs import AseRelaxMaker
+from atomate2.ase.schemas import AseResult, AseStructureTaskDoc
+from custodian.custodian import Custodian, CustodianError, ErrorHandler, Job
+from jobflow import job
+from monty.serialization import loadfn
+from pymatgen.core import Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from icrdesign.io import write_json
+from icrdesign.validation.gpaw_worker import INPUT_FILE, RESULT_FILE, STATUS_FILE
+
+CORRECTIONS_FILE = "gpaw_corrections.json"
+FAILURE_FILE = "calculation_failure.json"
+WORKER_MODULE = "icrdesign.validation.gpaw_worker"
+
+# Initial ferromagnetic moments (mu_B) for elements whose ground state is magnetic; everything else
+# starts non-magnetic and runs spin-paired, which halves the cost.
+INITIAL_MAGMOMS: dict[str, float] = {"V": 2.0, "Cr": 3.0, "Mn": 5.0, "Fe": 4.0, "Co": 3.0, "Ni": 2.0}
+# GPAW's own default density mixer for periodic systems.
+DEFAULT_MIXER: dict[str, float] = {"beta": 0.05, "nmaxold": 5, "weight": 50.0}
+
+
+class CalculationFailed(RuntimeError):
+    """A DFT calculation failed for good; ``reason`` is short and machine-readable."""
+
+    def __init__(self, reason: str, detail: str = "", corrections: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.corrections = corrections or []
+
+
+def calculator_settings(gpaw_section: dict[str, Any]) -> dict[str, Any]:
+    """Plain-dict GPAW settings from the config's ``dft.gpaw`` section."""
+    return {
+        "xc": gpaw_section["xc"],
+        "ecut": float(gpaw_section["ecut"]),
+        "kpoint_density": float(gpaw_section["kpoint_density"]),
+        "smearing_width": float(gpaw_section["smearing_width"]),
+        "max_scf_iterations": int(gpaw_section["max_scf_iterations"]),
+        "mixer": dict(DEFAULT_MIXER),
+    }
+
+
+def kpoint_grid(structure: Structure, density: float, molecule: bool = False) -> list[int]:
+    """Gamma-centred grid with ``density`` points per reciprocal angstrom (Gamma only for molecules)."""
+    if molecule:
+        return [1, 1, 1]
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return [int(n) for n in kptdensity2monkhorstpack(AseAtomsAdaptor.get_atoms(structure), density, even=False)]
+
+
+def initial_magmoms(structure: Structure) -> list[float]:
+    """Site magnetic moments: the structure's ``magmom`` site property, else ``INITIAL_MAGMOMS``."""
+    if "magmom" in structure.site_properties:
+        return [float(m) for m in structure.site_properties["magmom"]]
+    return [INITIAL_MAGMOMS.get(site.specie.symbol, 0.0) for site in structure]
+
+
+def worker_command(mpi_procs: int) -> list[str]:
+    """Command line of the GPAW child process; raises CalculationFailed when a binary is missing."""
+    if mpi_procs <= 1:
+        return [sys.executable, "-m", WORKER_MODULE, "."]
+    mpirun = shutil.which("mpirun")
+    gpaw_exe = Path(sys.executable).with_name("gpaw")
+    if mpirun is None or not gpaw_exe.exists():
+        raise CalculationFailed("missing_binary", f"mpirun={mpirun}, gpaw={gpaw_exe if gpaw_exe.exists() else None}")
+    return [mpirun, "-np", str(mpi_procs), str(gpaw_exe), "python", "-m", WORKER_MODULE, "."]
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+class GpawJob(Job):
+    """One GPAW calculation in a child process, with single-threaded BLAS (threaded OpenBLAS is slower)."""
+
+    def __init__(self, mpi_procs: int = 1, output_file: str = "gpaw_stdout.txt") -> None:
+        self.mpi_procs = mpi_procs
+        self.output_file = output_file
+
+    def setup(self, directory: str = "./") -> None:
+        (Path(directory) / RESULT_FILE).unlink(missing_ok=True)
+
+    def run(self, directory: str = "./") -> subprocess.Popen:
+        # A status file from an earlier attempt must never describe this one.
+        (Path(directory) / STATUS_FILE).unlink(missing_ok=True)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if self.mpi_procs > 1 and os.geteuid() == 0:
+            env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        with open(Path(directory) / self.output_file, "a") as out:
+            return subprocess.Popen(worker_command(self.mpi_procs), cwd=directory, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env)
+
+    def postprocess(self, directory: str = "./") -> None:
+        """Nothing to clean up: the worker writes its result atomically enough (one small JSON)."""
+
+
+class GpawErrorHandler(ErrorHandler):
+    """Reads the worker's status; corrects an unconverged SCF along a fixed ladder, each step recorded.
+
+    Walltime, crashes and an exhausted ladder are not correctable (custodian then raises
+    ``NonRecoverableError``).
+    """
+
+    is_monitor = False
+    raises_runtime_error = True
+
+    def check(self, directory: str = "./") -> bool:
+        status = _read_json(Path(directory) / STATUS_FILE)
+        return bool(status) and status["status"] == "error"
+
+    def correct(self, directory: str = "./") -> dict[str, Any]:
+        directory_path = Path(directory)
+        status = _read_json(directory_path / STATUS_FILE)
+        if status["error"] != "scf_not_converged":
+            return {"errors": [f"{status['error']}: {status.get('detail', '')}"], "actions": None}
+        spec = _read_json(directory_path / INPUT_FILE)
+        settings = spec["calculator"]
+        step = settings.get("scf_corrections", 0)
+        if step == 0:
+            changes = {"max_scf_iterations": 2 * settings["max_scf_iterations"],
+                       "mixer": {**settings["mixer"], "beta": settings["mixer"]["beta"] / 2}}
+        elif step == 1:
+            changes = {"smearing_width": 2 * settings["smearing_width"]}
+        elif step == 2:
+            changes = {"max_scf_iterations": 2 * settings["max_scf_iterations"],
+                       "mixer": {**settings["mixer"], "nmaxold": 8, "weight": 100.0}}
+        else:
+            return {"errors": ["scf_not_converged: correction ladder exhausted"], "actions": None}
+        settings.update(changes, scf_corrections=step + 1)
+        write_json(directory_path / INPUT_FILE, spec)
+        record = {"error": "scf_not_converged", "changes": changes}
+        write_json(directory_path / CORRECTIONS_FILE, (_read_json(directory_path / CORRECTIONS_FILE) or []) + [record])
+        return {"errors": ["scf_not_converged"], "actions": [{"file": INPUT_FILE, "action": {"_set": changes}}]}
+
+
+def run_gpaw_custodian(structure: Structure, spec: dict[str, Any], directory: Path, max_corrections: int,
+                       mpi_procs: int) -> dict[str, Any]:
+    """Run one GPAW calculation under custodian in DIRECTORY; return the worker's result dict.
+
+    Raises ``CalculationFailed`` (and writes DIRECTORY/calculation_failure.json) on any failure.
+    """
+    write_json(directory / INPUT_FILE, {"structure": structure.as_dict(), **spec})
+    # custodian stops once max_errors errors were seen, so N corrected reruns need N + 1.
+    custodian = Custodian([GpawErrorHandler()], [GpawJob(mpi_procs)], max_errors=max_corrections + 1,
+                          directory=str(directory), terminate_on_nonzero_returncode=True)
+    try:
+        custodian.run()
+    except (CustodianError, CalculationFailed, OSError) as error:
+        status = _read_json(directory / STATUS_FILE) or {}
+        corrections = _read_json(directory / CORRECTIONS_FILE) or []
+        if isinstance(error, CalculationFailed):
+            failure = error
+        elif status.get("status") == "error":
+            failure = CalculationFailed(status["error"], status.get("detail", ""), corrections)
+        else:
+            failure = CalculationFailed("crashed", f"{type(error).__name__}: {error}", corrections)
+        failure.corrections = corrections
+        write_json(directory / FAILURE_FILE, {"reason": failure.reason, "detail": failure.detail,
+                                              "corrections": corrections})
+        raise failure from error
+    result = loadfn(directory / RESULT_FILE)
+    result["corrections"] = _read_json(directory / CORRECTIONS_FILE) or []
+    return result
+
+
+@dataclass
+class GpawRelaxMaker(AseRelaxMaker):
+    """Relax positions and cell with GPAW (plane waves, PAW) at a k-grid fixed from the input cell.
+
+    ``calculator_kwargs``: the plain dict of ``calculator_settings`` (+ ``molecule: True`` for a
+    molecule in a box, Gamma point only).
+    """
+
+    name: str = "GPAW relax"
+    steps: int = 60
+    relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.05})
+    max_corrections: int = 3
+    mpi_procs: int = 1
+    walltime_s: float = 3600.0
+
+    def _get_calculator(self) -> Any:
+        """The GPAW calculator these settings describe (the calculation itself runs in the child)."""
+        from icrdesign.validation.gpaw_worker import build_calculator
+
+        return build_calculator({**self.calculator_kwargs, "kpts": [1, 1, 1]}, spin_polarized=False, txt=None)
+
+    def run_ase(self, mol_or_struct: Structure, prev_dir: str | Path | None = None) -> AseResult:
+        settings = dict(self.calculator_kwargs)
+        molecule = bool(settings.pop("molecule", False))
+        spec = {
+            "calculator": {**settings, "kpts": kpoint_grid(mol_or_struct, settings["kpoint_density"], molecule)},
+            "magmoms": initial_magmoms(mol_or_struct),
+            "relax_cell": self.relax_cell and not molecule,
+            "steps": self.steps,
+            "fmax": float(self.relax_kwargs.get("fmax", 0.05)),
+            "walltime_s": self.walltime_s,
+        }
+        result = run_gpaw_custodian(mol_or_struct, spec, Path.cwd(), self.max_corrections, self.mpi_procs)
+        self._extras = {key: result[key] for key in ("band_gap", "scf_iterations", "corrections")}
+        return result["ase_result"]
+
+    @job(data=["trajectory"])
+    def make(self, structure: Structure, prev_dir: str | Path | None = None) -> AseStructureTaskDoc:
+        """Run the calculation; the task document's ``entry.data`` holds band_gap and corrections."""
+        task_doc = AseRelaxMaker.make.original(self, structure, prev_dir)
+        task_doc.entry = ComputedEntry(task_doc.structure.composition, task_doc.output.energy,
+                                       parameters={"engine": "gpaw", **self.calculator_kwargs}, data=self._extras)
+        return task_doc
+
+
+@dataclass
+class GpawStaticMaker(GpawRelaxMaker):
+    """Single point (one step, fixed cell) with GPAW; its band gap is the reported one."""
+
+    name: str = "GPAW static"
+    steps: int = 1
+    relax_cell: bool = False
+
+
+@job
+def symmetrize_structure(structure: Structure, symprec: float = 0.01) -> Structure:
+    """Snap a relaxed structure onto its space group (cell and positions) so the static is symmetric."""
+    from ase.spacegroup.symmetrize import refine_symmetry
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    refine_symmetry(atoms, symprec=symprec)
+    return AseAtomsAdaptor.get_structure(atoms)

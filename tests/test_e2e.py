@@ -1,0 +1,120 @@
+"""The whole pipeline on a tiny config through the real rules and `--profile profiles/local`:
+dataset -> encode -> train -> sample -> relax -> DFT -> report, then the resumability promises
+(nothing to do on a rerun; one deleted DFT result reruns one DFT job; a report option reruns only
+the report; a run killed during training resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from workflow_runner import E2E_CONFIG, REPO, SNAKEMAKE, job_counts, snakemake
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "references", "relax"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("e2e")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def _layered_config(tmp_path: Path, **sections) -> Path:
+    """tests/e2e_config.yaml with some sections' keys replaced."""
+    config = yaml.safe_load(E2E_CONFIG.read_text())
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_every_stage_wrote_its_outputs(pipeline):
+    results = pipeline / "results"
+    dataset = pd.read_parquet(results / "data/dataset.parquet")
+    assert 0 < len(dataset) <= 60 and dataset["material_id"].is_unique
+    encoded = json.loads((results / "encoded/summary.json").read_text())
+    assert encoded["n_total"] == len(dataset) and encoded["n_encoded"] > 0
+    history = pd.read_csv(results / "model/history.csv")
+    assert 1 <= len(history) <= 4
+    candidates = pd.read_csv(results / "design/Ef_-0.5/candidates.csv")
+    assert len(candidates) > 0 and set(candidates["case"]) == {"Ef_-0.5"}
+    validation = pd.read_csv(results / "validation/validation.csv")
+    dft = validation[validation["tier"] == "dft"]
+    assert len(dft) == 1, validation
+    assert (validation["tier"] == "mlip").sum() >= 1
+    summary = json.loads((results / "report/summary.json").read_text())
+    assert summary
+    for figure in ("S1_latent", "S3_boxplots"):
+        assert (results / f"report/{figure}.png").stat().st_size > 0
+    # Every job left a Snakemake benchmark file.
+    benchmarks = {path.stem for path in (results / "benchmarks").glob("*.tsv")}
+    assert {"dataset", "encode", "train", "report"} <= benchmarks
+
+
+def test_rerun_with_nothing_changed_does_nothing(pipeline):
+    result = snakemake(pipeline, "--cores", "2", "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert job_counts(result.stdout + result.stderr) == {}
+
+
+def test_deleting_one_dft_result_reruns_only_that_job(pipeline):
+    dft_results = sorted((pipeline / "results/validation").glob("*/*/dft.json"))
+    assert dft_results
+    dft_results[0].unlink()
+    result = snakemake(pipeline, "--cores", "2", "--dry-run")
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts.get("dft") == 1, counts
+    assert not UPSTREAM_OF_DFT & set(counts), counts
+
+
+def test_changing_a_report_option_reruns_only_the_report(pipeline, tmp_path):
+    before = (pipeline / "results/report/summary.json").stat().st_mtime
+    # The previous test deleted a DFT result: restore it first so only the report option differs.
+    snakemake(pipeline, "--cores", "2")
+    config = _layered_config(tmp_path, report={"dpi": 72})
+    result = snakemake(pipeline, "--cores", "2", configfile=config)
+    counts = job_counts(result.stdout + result.stderr)
+    assert set(counts) <= {"report", "paper_figures", "all"} and "report" in counts, counts
+    assert (pipeline / "results/report/summary.json").stat().st_mtime > before
+
+
+def test_run_killed_during_training_resumes_from_checkpoint(pipeline, tmp_path):
+    workdir = tmp_path / "killed"
+    shutil.copytree(pipeline, workdir, symlinks=True)
+    config = _layered_config(tmp_path, model={"max_epochs": 400, "early_stopping_patience": 400})
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+               str(config), "--profile", str(REPO / "profiles/local"), "--cores", "2",
+               "results/model/metrics.json"]
+    checkpoint = workdir / "results/model/checkpoint.pt"
+    checkpoint.unlink(missing_ok=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "training never wrote a checkpoint"
+    time.sleep(1.0)
+    # Like Ctrl-C on the terminal: the whole session gets the signal.
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    assert not (workdir / "results/model/metrics.json").exists()
+
+    snakemake(workdir, "--cores", "2", "results/model/metrics.json", configfile=config)
+    log = (workdir / "results/logs/train.log").read_text()
+    assert "resuming from" in log, log[-2000:]
+    history = pd.read_csv(workdir / "results/model/history.csv")
+    assert len(history) > 1
