@@ -27,6 +27,12 @@ from icrdesign.representation.elements import descriptor_table  # noqa: E402
 
 
 # ---------------------------------------------------------------- per-structure reference
+def wrapped(frac: np.ndarray) -> np.ndarray:
+    """Coordinates in [0, 1), with 0.9999999 taken as the same site as 0 (as the batch path does)."""
+    frac = np.mod(frac, 1.0)
+    return np.where(frac >= 1.0 - 1e-6, 0.0, frac)
+
+
 def reference_encode(icr: ICR, structure: Structure) -> np.ndarray:
     """One structure at a time, Python loops over sites (the baseline the batch path must beat)."""
     out = np.zeros((icr.n_rows, icr.n_channels))
@@ -42,14 +48,14 @@ def reference_encode(icr: ICR, structure: Structure) -> np.ndarray:
     out[lattice_row, :3] = structure.lattice.abc
     out[lattice_row + 1, :3] = structure.lattice.angles
     for i, site in enumerate(structure):
-        out[icr.blocks["coords"][0] + i, :3] = np.mod(site.frac_coords, 1.0)
+        out[icr.blocks["coords"][0] + i, :3] = wrapped(site.frac_coords)
         out[icr.blocks["occupancy"][0] + i, columns.index(site.specie.Z)] = 1
     if icr.fourier:
         miller, norms = reference_reciprocal_points(structure.lattice, icr.n_reciprocal_points)
         real = np.zeros((icr.n_descriptors, len(miller)))
         imag = np.zeros_like(real)
         for site in structure:
-            phase = 2 * np.pi * miller @ np.mod(site.frac_coords, 1.0)
+            phase = 2 * np.pi * miller @ wrapped(site.frac_coords)
             weights = table[:, site.specie.Z][:, None]
             real += weights * np.cos(phase)
             imag -= weights * np.sin(phase)

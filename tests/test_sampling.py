@@ -131,7 +131,7 @@ class PCAStandIn(torch.nn.Module):
     """A real (linear) autoencoder fitted by PCA, with a least-squares linear property head."""
 
     def __init__(self, icr: LatticeSitesArray, structures: list[Structure], labels: dict[str, np.ndarray],
-                 latent_dim: int = 6) -> None:
+                 latent_dim: int = 8) -> None:
         super().__init__()
         self.icr, self.property_names, self.latent_dim = icr, list(labels), latent_dim
         flat = torch.tensor(icr.encode(structures).reshape(len(structures), -1), dtype=torch.float64)
@@ -141,9 +141,11 @@ class PCAStandIn(torch.nn.Module):
         self.register_buffer("components", vh[:latent_dim] * scale[:, None])  # unit-variance latents
         z = (flat - self.mean) @ torch.linalg.pinv(self.components)
         targets = torch.tensor(np.stack([labels[p] for p in self.property_names], 1), dtype=torch.float64)
+        # Ridge least squares: well conditioned, so predictions are reproducible to the last digits.
         design = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
+        gram = design.T @ design + 1e-3 * torch.eye(latent_dim + 1, dtype=torch.float64)
+        solution = torch.linalg.solve(gram, design.T @ targets)
         self.head = torch.nn.Linear(latent_dim, len(self.property_names)).double()
-        solution = torch.linalg.lstsq(design, targets).solution
         with torch.no_grad():
             self.head.weight.copy_(solution[:-1].T)
             self.head.bias.copy_(solution[-1])

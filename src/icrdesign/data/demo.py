@@ -19,20 +19,30 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.structure_prediction.volume_predictor import DLSVolumePredictor
+from pymatgen.analysis.structure_prediction.volume_predictor import bond_params as dls_bond_params
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
+from icrdesign.io import write_json
 from icrdesign.data.parallel import process_pool, split_evenly
 from icrdesign.data.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
 
 # Bumped whenever the generator changes what a seed produces (recorded in provenance).
 GENERATOR_VERSION = "1"
+
+# Primitive cells of PROTOTYPES, prebuilt by write_template_library.
+TEMPLATE_LIBRARY = Path(__file__).with_name("prototypes.json")
+
+# Neighbour cutoff beyond the atomic radius, as in DLSVolumePredictor's default.
+DLS_CUTOFF = 4.0
+# A crystal outside these bounds (angstrom^3 per atom) is implausible, as in the sampling checks.
+VOLUME_PER_ATOM_RANGE = (5.0, 80.0)
 
 # Two atoms closer than this fraction of the sum of their atomic radii overlap.
 OVERLAP_FACTOR = 0.5
@@ -84,7 +94,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
     Prototype("perovskite", "Pm-3m", (3.905, 3.905, 3.905, 90, 90, 90),
               (("Sr", (0.5, 0.5, 0.5)), ("Ti", (0, 0, 0)), ("O", (0.5, 0, 0)))),
     Prototype("spinel", "Fd-3m", (8.08, 8.08, 8.08, 90, 90, 90),
-              (("Mg", (0.125, 0.125, 0.125)), ("Al", (0.5, 0.5, 0.5)), ("O", (0.263, 0.263, 0.263)))),
+              (("Mg", (0, 0, 0)), ("Al", (0.625, 0.625, 0.625)), ("O", (0.387, 0.387, 0.387)))),
     Prototype("half-Heusler", "F-43m", (5.94, 5.94, 5.94, 90, 90, 90),
               (("Zn", (0, 0, 0)), ("As", (0.25, 0.25, 0.25)), ("Li", (0.5, 0.5, 0.5)))),
     Prototype("chalcopyrite", "I-42d", (5.29, 5.29, 10.42, 90, 90, 90),
@@ -107,6 +117,7 @@ class Template:
     """A prototype's primitive cell with each site's role (index into the prototype's Wyckoff list)."""
 
     prototype: Prototype
+    spacegroup: str  # every fill keeps it: each Wyckoff orbit holds one element, the geometry only scales
     lattice: np.ndarray
     frac_coords: np.ndarray
     site_roles: tuple[int, ...]
@@ -158,9 +169,12 @@ def _charge_patterns(signs: Sequence[int], counts: Sequence[int]) -> tuple[tuple
     return tuple(patterns)
 
 
-@functools.lru_cache(maxsize=None)
-def build_template(prototype: Prototype) -> Template:
-    """Build the exemplar from its Wyckoff positions and reduce it to the primitive standard cell."""
+def build_primitive_cell(prototype: Prototype) -> dict[str, Any]:
+    """Expand the exemplar's Wyckoff positions and reduce it to the primitive standard cell.
+
+    Slow for cubic groups (pymatgen generates the symmetry operations in Python), hence the
+    library of prebuilt cells in TEMPLATE_LIBRARY; ``write_template_library`` regenerates it.
+    """
     species = list(prototype.exemplar)
     if len(set(species)) != len(species):
         raise ValueError(f"prototype {prototype.name}: exemplar elements must differ per Wyckoff site")
@@ -171,23 +185,46 @@ def build_template(prototype: Prototype) -> Template:
         [list(coords) for _, coords in prototype.sites],
     )
     primitive = SpacegroupAnalyzer(conventional, symprec=SYMPREC).get_primitive_standard_structure()
-    roles = tuple(species.index(site.specie.symbol) for site in primitive)
-    counts = tuple(roles.count(role) for role in range(len(species)))
-    signs = tuple(1 if (Element(el).is_metal or Element(el).is_metalloid) else -1 for el in species)
-    return Template(
-        prototype=prototype,
-        lattice=primitive.lattice.matrix.copy(),
-        frac_coords=primitive.frac_coords.copy(),
-        site_roles=roles,
-        role_signs=signs,
-        role_counts=counts,
-        charge_patterns=_charge_patterns(signs, counts),
-    )
+    return {
+        "spacegroup": SpacegroupAnalyzer(primitive, symprec=SYMPREC).get_space_group_symbol(),
+        "lattice": np.round(primitive.lattice.matrix, 8).tolist(),
+        "frac_coords": np.round(primitive.frac_coords % 1.0, 8).tolist(),
+        "site_roles": [species.index(site.specie.symbol) for site in primitive],
+    }
+
+
+def write_template_library(path: Path = TEMPLATE_LIBRARY) -> None:
+    """Rebuild the prebuilt primitive cells from PROTOTYPES (run after editing a prototype)."""
+    write_json(path, {p.name: build_primitive_cell(p) for p in PROTOTYPES})
+
+
+@functools.lru_cache(maxsize=1)
+def load_templates() -> tuple[Template, ...]:
+    """All prototypes as templates, from the prebuilt library."""
+    library = json.loads(TEMPLATE_LIBRARY.read_text(encoding="utf-8"))
+    templates = []
+    for prototype in PROTOTYPES:
+        cell = library[prototype.name]
+        roles = tuple(cell["site_roles"])
+        counts = tuple(roles.count(role) for role in range(len(prototype.sites)))
+        signs = tuple(-1 if element in ANION_WEIGHTS else 1 for element in prototype.exemplar)
+        templates.append(
+            Template(
+                prototype=prototype,
+                spacegroup=cell["spacegroup"],
+                lattice=np.array(cell["lattice"]),
+                frac_coords=np.array(cell["frac_coords"]),
+                site_roles=roles,
+                role_signs=signs,
+                role_counts=counts,
+                charge_patterns=_charge_patterns(signs, counts),
+            )
+        )
+    return tuple(templates)
 
 
 def usable_templates(max_sites: int) -> list[Template]:
-    templates = [build_template(p) for p in PROTOTYPES]
-    usable = [t for t in templates if len(t.site_roles) <= max_sites and t.charge_patterns]
+    usable = [t for t in load_templates() if len(t.site_roles) <= max_sites and t.charge_patterns]
     if not usable:
         raise ValueError(f"no demo prototype has a primitive cell of at most {max_sites} sites")
     return usable
@@ -218,10 +255,31 @@ class BuildOutcome:
     detail: str
 
 
-@functools.lru_cache(maxsize=1)
-def _dls_predictor() -> DLSVolumePredictor:
-    # No clamping of the scale factor: the fill can differ a lot from the exemplar's size.
-    return DLSVolumePredictor(min_scaling=None, max_scaling=None)
+def dls_volume_factor(structure: Structure) -> float:
+    """Volume scale factor of pymatgen's DLSVolumePredictor (no clamping), vectorised.
+
+    Same rule as ``DLSVolumePredictor.predict``: the shortest bond relative to its data-mined
+    length (electronegativity-corrected radii, or atomic radii without bond parameters) sets the
+    scale. pymatgen's version loops over sites in Python; this one makes one neighbour-list call.
+    """
+    species = [site.specie for site in structure]
+    std_x = np.std([sp.X for sp in species])
+    atomic = np.array([sp.atomic_radius for sp in species], dtype=float)
+    if np.isnan(atomic).any():
+        raise ValueError("an element has no atomic radius")
+    has_bp = np.array([sp.symbol in dls_bond_params for sp in species])
+    dls_radius = np.array(
+        [float(dls_bond_params[sp.symbol]["r"]) + float(dls_bond_params[sp.symbol]["k"]) * std_x if ok else np.nan
+         for sp, ok in zip(species, has_bp)]
+    )
+    centers, neighbors, _, distances = structure.get_neighbor_list(atomic.max() + DLS_CUTOFF)
+    within = distances <= atomic[centers] + DLS_CUTOFF
+    centers, neighbors, distances = centers[within], neighbors[within], distances[within]
+    if len(distances) == 0:
+        raise ValueError("Could not find any bonds within the given cutoff in this structure.")
+    both = has_bp[centers] & has_bp[neighbors]
+    expected = np.where(both, dls_radius[centers] + dls_radius[neighbors], atomic[centers] + atomic[neighbors])
+    return float((1.0 / np.min(distances / expected)) ** 3)
 
 
 @functools.lru_cache(maxsize=1)
@@ -233,7 +291,8 @@ def _chgnet_relaxer() -> Any:
 
 def predict_volume(structure: Structure, method: str) -> Structure:
     """Rescale the cell with the DLS predictor; ``chgnet`` then relaxes cell and positions."""
-    scaled = _dls_predictor().get_predicted_structure(structure)
+    scaled = structure.copy()
+    scaled.scale_lattice(structure.volume * dls_volume_factor(structure))
     if method == "chgnet":
         result = _chgnet_relaxer().relax(scaled, fmax=0.1, steps=200, relax_cell=True, verbose=False)
         scaled = result["final_structure"]
@@ -265,12 +324,17 @@ def build_candidate(template: Template, candidate: Candidate, volume_predictor: 
             structure = predict_volume(structure, volume_predictor)
     except Exception as err:  # noqa: BLE001
         return BuildOutcome(candidate, None, None, "volume_prediction_failed", f"{type(err).__name__}: {err}")
-    if not np.isfinite(structure.volume) or structure.volume <= 0:
-        return BuildOutcome(candidate, None, None, "volume_prediction_failed", f"volume {structure.volume}")
+    volume_per_atom = structure.volume / len(structure)
+    if not VOLUME_PER_ATOM_RANGE[0] <= volume_per_atom <= VOLUME_PER_ATOM_RANGE[1]:
+        return BuildOutcome(
+            candidate, None, None, "implausible_volume", f"{volume_per_atom:.1f} A^3/atom outside {VOLUME_PER_ATOM_RANGE}"
+        )
     overlap = find_overlap(structure)
     if overlap:
         return BuildOutcome(candidate, None, None, "overlapping_atoms", overlap)
-    try:
+    if volume_predictor == "dls":
+        return BuildOutcome(candidate, structure, template.spacegroup, None, "")
+    try:  # a CHGNet relaxation may lower the symmetry
         spacegroup = SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_symbol()
     except Exception as err:  # noqa: BLE001
         return BuildOutcome(candidate, None, None, "symmetry_failed", f"{type(err).__name__}: {err}")

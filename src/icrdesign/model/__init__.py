@@ -5,12 +5,34 @@
 >>> z = model.encode_mean(raw_icr)                  # N x latent
 >>> structures = model.icr.decode(model.decode(z))  # list[Structure | None]
 >>> model.predict_properties(z)["band_gap"]          # eV
+
+Names are imported on first use, so the network and training loop (``icrdesign.model.network``,
+``icrdesign.model.training``) load without pymatgen, e.g. for benchmarks on a bare GPU machine.
 """
 
-from icrdesign.model.network import Architecture, PropertyVAE, vae_loss
-from icrdesign.model.pipeline import train_model
-from icrdesign.model.trained import PropertyScaler, TrainedModel, load_trained
-from icrdesign.model.training import TrainingData, fit, load_checkpoint
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Architecture": "network",
+    "PropertyVAE": "network",
+    "vae_loss": "network",
+    "TrainingData": "training",
+    "fit": "training",
+    "load_checkpoint": "training",
+    "PropertyScaler": "trained",
+    "TrainedModel": "trained",
+    "load_trained": "trained",
+    "train_model": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'icrdesign.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"icrdesign.model.{_EXPORTS[name]}"), name)
 
 
 def main(argv: list[str]) -> int:
@@ -20,16 +42,4 @@ def main(argv: list[str]) -> int:
     return cli_main(argv)
 
 
-__all__ = [
-    "Architecture",
-    "PropertyScaler",
-    "PropertyVAE",
-    "TrainedModel",
-    "TrainingData",
-    "fit",
-    "load_checkpoint",
-    "load_trained",
-    "main",
-    "train_model",
-    "vae_loss",
-]
+__all__ = [*_EXPORTS, "main"]

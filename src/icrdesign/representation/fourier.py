@@ -6,6 +6,8 @@ Convention: G = h b1 + k b2 + l b3 with b_i the reciprocal vectors without the 2
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # |G| is rounded to this many decimals before ordering, so symmetry-equivalent points whose
@@ -13,31 +15,52 @@ import numpy as np
 _G_DECIMALS = 6
 
 
-def nearest_reciprocal_points(lattice_matrix: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_points`` reciprocal lattice points nearest the origin (G = 0 included).
+@functools.lru_cache(maxsize=4096)
+def _miller_box(h: int, k: int, l: int) -> np.ndarray:
+    """All Miller indices with |h_i| <= bound_i, in lexicographic order (read-only, cached)."""
+    axes = [np.arange(-bound, bound + 1) for bound in (h, k, l)]
+    box = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    box.setflags(write=False)
+    return box
 
-    Ordered by |G|, then by Miller index (h, k, l) ascending. Returns (int64 (n, 3) Miller
-    indices, float64 (n,) |G|).
+
+def batch_nearest_reciprocal_points(matrices: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_points`` reciprocal points nearest the origin (G = 0 included) of (N, 3, 3) lattices.
+
+    Ordered by |G|, then by Miller index (h, k, l) ascending. Returns (N, K, 3) Miller indices
+    and (N, K) |G|. A sphere of radius r holds about 4/3 pi r^3 V points, and |h_i| = |G . a_i|
+    <= |G| |a_i| bounds the Miller box that contains it. Lattices needing the same box are
+    processed together; one whose sphere holds fewer than ``n_points`` points is retried larger.
     """
-    matrix = np.asarray(lattice_matrix, dtype=np.float64)
-    reciprocal = np.linalg.inv(matrix).T
-    volume = abs(np.linalg.det(matrix))
-    lengths = np.linalg.norm(matrix, axis=1)
-    # A sphere of radius r holds about 4/3 pi r^3 V points; enlarge until it surely holds n_points.
-    radius = 1.2 * (3.0 * n_points / (4.0 * np.pi * volume)) ** (1.0 / 3.0) + 1e-9
-    while True:
-        # |h_i| = |G . a_i| <= |G| |a_i|, so this box contains every point of the sphere.
-        bounds = np.floor(radius * lengths).astype(int)
-        axes = [np.arange(-b, b + 1) for b in bounds]
-        hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        norms = np.linalg.norm(hkl @ reciprocal, axis=1)
-        inside = norms <= radius
-        if inside.sum() >= n_points:
-            break
-        radius *= 1.5
-    hkl, norms = hkl[inside], norms[inside]
-    order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0], np.round(norms, _G_DECIMALS)))[:n_points]
-    return hkl[order], norms[order]
+    n = len(matrices)
+    reciprocal = np.linalg.inv(matrices).transpose(0, 2, 1)
+    volumes = np.abs(np.linalg.det(matrices))
+    lengths = np.linalg.norm(matrices, axis=2)
+    radius = 1.2 * (3.0 * n_points / (4.0 * np.pi * volumes)) ** (1.0 / 3.0) + 1e-9
+    miller = np.zeros((n, n_points, 3), dtype=np.int64)
+    norms_out = np.zeros((n, n_points))
+    pending = np.arange(n)
+    while len(pending):
+        bounds = np.floor(radius[pending, None] * lengths[pending]).astype(int)
+        unique_bounds, group = np.unique(bounds, axis=0, return_inverse=True)
+        done = np.zeros(len(pending), dtype=bool)
+        for g, box_bounds in enumerate(unique_bounds):
+            members = np.flatnonzero(group.ravel() == g)
+            rows = pending[members]
+            box = _miller_box(*box_bounds.tolist())
+            norms = np.linalg.norm(box.astype(np.float64) @ reciprocal[rows], axis=2)  # (m, M)
+            complete = (norms <= radius[rows, None]).sum(axis=1) >= n_points
+            if not complete.any():
+                continue
+            rows, norms, members = rows[complete], norms[complete], members[complete]
+            # Stable sort of rounded |G| keeps the box's lexicographic Miller order among ties.
+            order = np.argsort(np.round(norms, _G_DECIMALS), axis=1, kind="stable")[:, :n_points]
+            miller[rows] = box[order]
+            norms_out[rows] = np.take_along_axis(norms, order, axis=1)
+            done[members] = True
+        radius[pending[~done]] *= 1.5
+        pending = pending[~done]
+    return miller, norms_out
 
 
 def transformed_properties(
@@ -48,7 +71,7 @@ def transformed_properties(
     Padded sites carry zero descriptors and so contribute nothing. Returns real and imaginary
     parts, each (N, D, K) float64.
     """
-    phase = 2.0 * np.pi * np.einsum("nki,nsi->nks", miller.astype(np.float64), frac_coords)
-    real = np.einsum("nks,nsd->ndk", np.cos(phase), site_descriptors)
-    imag = -np.einsum("nks,nsd->ndk", np.sin(phase), site_descriptors)
-    return real, imag
+    phase = (2.0 * np.pi) * (miller.astype(np.float64) @ frac_coords.transpose(0, 2, 1))  # (N, K, S)
+    real = np.cos(phase) @ site_descriptors  # batched matmul: much faster than einsum here
+    imag = -(np.sin(phase) @ site_descriptors)
+    return real.transpose(0, 2, 1), imag.transpose(0, 2, 1)

@@ -25,7 +25,7 @@ from icrdesign.representation.errors import (
     TooManySitesError,
     UnknownElementError,
 )
-from icrdesign.representation.fourier import nearest_reciprocal_points
+from icrdesign.representation.fourier import batch_nearest_reciprocal_points
 
 # Tolerance (angstrom) for finding the primitive cell: small, so near-supercells of random
 # structures are not symmetrised away, while exact conventional cells still reduce.
@@ -86,29 +86,38 @@ def _canonical_origin_and_order(columns: np.ndarray, frac: np.ndarray) -> tuple[
     return best
 
 
-def _checked_structure(structure: object, settings: ParseSettings) -> Structure:
+def _checked_arrays(structure: object, settings: ParseSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a structure; return its lattice matrix, fractional coordinates and site atomic numbers."""
     if not isinstance(structure, Structure):
         raise NotAStructureError(f"expected a pymatgen Structure, got {type(structure).__name__}")
     if len(structure) == 0:
         raise NotAStructureError("structure has no sites")
-    if not structure.is_ordered:
-        raise DisorderedStructureError("partial occupancy or mixed species on a site")
     matrix = structure.lattice.matrix
-    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(structure.frac_coords)):
+    frac = structure.frac_coords
+    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(frac)):
         raise NonFiniteValueError("lattice or coordinates contain NaN or infinity")
     lengths = np.linalg.norm(matrix, axis=1)
     volume = abs(np.linalg.det(matrix))
     if lengths.min() < MIN_LENGTH or volume < MIN_VOLUME_FRACTION * np.prod(lengths):
         raise DegenerateLatticeError(f"lattice lengths {np.round(lengths, 4).tolist()}, volume {volume:.4g}")
-    unknown = sorted({sp.symbol for sp in structure.species if getattr(sp, "Z", 0) not in settings.vocabulary_z})
-    if unknown:
-        raise UnknownElementError(f"{unknown} not in the element vocabulary")
-    return structure
+    return matrix, frac, site_z(structure, settings)
+
+
+def site_z(structure: Structure, settings: ParseSettings) -> np.ndarray:
+    """Atomic number of every site, in one pass that also checks order and the vocabulary."""
+    numbers = []
+    for site in structure:
+        species = site.species  # Composition; cheaper to inspect than Site.is_ordered / Site.specie
+        if len(species) != 1 or abs(species.num_atoms - 1.0) > 1e-8:
+            raise DisorderedStructureError(f"partial occupancy or mixed species on a site: {species}")
+        numbers.append(getattr(next(iter(species)), "Z", 0))
+    if not settings.vocabulary_z.issuperset(numbers):
+        symbols = sorted({str(next(iter(site.species))) for site, z in zip(structure, numbers) if z not in settings.vocabulary_z})
+        raise UnknownElementError(f"{symbols} not in the element vocabulary")
+    return np.array(numbers, dtype=np.int64)
 
 
 def _canonical_structure(structure: Structure, settings: ParseSettings) -> Structure:
-    if settings.canonical == "as_given":
-        return structure
     try:
         primitive = structure.get_primitive_structure(tolerance=PRIMITIVE_TOLERANCE)
         return primitive.get_reduced_structure("niggli")
@@ -121,27 +130,28 @@ def parse_structure(structure: object, settings: ParseSettings) -> tuple[np.ndar
 
     Raises an EncodingError subclass when the structure cannot be represented.
     """
-    structure = _canonical_structure(_checked_structure(structure, settings), settings)
+    matrix, frac, numbers = _checked_arrays(structure, settings)
+    if settings.canonical != "as_given":
+        structure = _canonical_structure(structure, settings)
+        matrix, frac = structure.lattice.matrix, structure.frac_coords
+        numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
     n_sites = len(structure)
     if n_sites > settings.max_sites:
         raise TooManySitesError(f"{n_sites} sites > max_sites {settings.max_sites}")
-    site_z = np.array([site.specie.Z for site in structure], dtype=np.int64)
     if settings.canonical == "as_given":
-        column_z = np.array(list(dict.fromkeys(site_z.tolist())), dtype=np.int64)  # first appearance
+        column_z = np.array(list(dict.fromkeys(numbers.tolist())), dtype=np.int64)  # first appearance
     else:
-        column_z = np.unique(site_z)  # by atomic number, independent of the site order
+        column_z = np.unique(numbers)  # by atomic number, independent of the site order
     if len(column_z) > settings.max_elements:
         raise TooManyElementsError(f"{len(column_z)} elements > max_elements {settings.max_elements}")
     column_of = {z: i for i, z in enumerate(column_z.tolist())}
-    columns = np.array([column_of[z] for z in site_z.tolist()], dtype=np.int64)
-    frac = _wrap(structure.frac_coords)
+    columns = np.array([column_of[z] for z in numbers.tolist()], dtype=np.int64)
+    frac = _wrap(frac)
     if settings.canonical != "as_given":
         frac, order = _canonical_origin_and_order(columns, frac)
         # Drop the ~1e-16 noise the origin shift leaves, so equivalent inputs give equal arrays.
         frac, columns = _wrap(np.round(frac[order], 12)), columns[order]
-    lattice = structure.lattice
-    parameters = np.array([*lattice.abc, *lattice.angles], dtype=np.float64)
-    return parameters, frac, columns, column_z
+    return lattice_parameters(matrix), frac, columns, column_z
 
 
 def parse_chunk(structures: Sequence[object], settings: ParseSettings) -> ParsedChunk:
@@ -159,9 +169,6 @@ def parse_chunk(structures: Sequence[object], settings: ParseSettings) -> Parsed
     for i, structure in enumerate(structures):
         try:
             parameters, frac, columns, column_z = parse_structure(structure, settings)
-            if k is not None:
-                assert chunk.miller is not None and chunk.g_norm is not None
-                chunk.miller[i], chunk.g_norm[i] = nearest_reciprocal_points(structure_lattice(parameters), k)
         except EncodingError as error:
             chunk.reasons[i] = error.reason
             continue
@@ -169,12 +176,23 @@ def parse_chunk(structures: Sequence[object], settings: ParseSettings) -> Parsed
         chunk.frac_coords[i, : len(frac)] = frac
         chunk.site_column[i, : len(columns)] = columns
         chunk.column_z[i, : len(column_z)] = column_z
+    if k is not None:
+        assert chunk.miller is not None and chunk.g_norm is not None
+        ok = np.array([reason is None for reason in chunk.reasons], dtype=bool)
+        chunk.miller[ok], chunk.g_norm[ok] = batch_nearest_reciprocal_points(
+            lattice_matrices(chunk.lattice_parameters[ok]), k
+        )
     return chunk
 
 
-def structure_lattice(parameters: np.ndarray) -> np.ndarray:
-    """Lattice matrix from (a, b, c, alpha, beta, gamma), pymatgen's from_parameters convention."""
-    return lattice_matrices(parameters[None, :])[0]
+def lattice_parameters(matrix: np.ndarray) -> np.ndarray:
+    """(a, b, c, alpha, beta, gamma) of a lattice matrix, as pymatgen's Lattice.abc / .angles."""
+    lengths = np.sqrt((matrix * matrix).sum(axis=1))
+    cosines = [
+        np.dot(matrix[j], matrix[k]) / (lengths[j] * lengths[k]) for j, k in ((1, 2), (2, 0), (0, 1))
+    ]
+    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+    return np.concatenate([lengths, angles])
 
 
 def lattice_matrices(parameters: np.ndarray) -> np.ndarray:

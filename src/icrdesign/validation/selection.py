@@ -1,0 +1,31 @@
+"""Which sampled candidates each validation tier takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+BASELINE_STRATEGY = "random"
+
+
+def _truthy(column: pd.Series) -> pd.Series:
+    return column.astype(str).str.lower().isin({"true", "1", "1.0"})
+
+
+def select_for_relaxation(candidates: pd.DataFrame) -> list[str]:
+    """Ids of the valid, unique, novel candidates of every strategy but the random baseline (with a CIF)."""
+    if candidates.empty:
+        return []
+    keep = (_truthy(candidates["valid"]) & _truthy(candidates["unique"]) & _truthy(candidates["novel"])
+            & (candidates["strategy"] != BASELINE_STRATEGY)
+            & candidates["cif"].fillna("").astype(str).str.len().gt(0))
+    return candidates.loc[keep, "id"].astype(str).tolist()
+
+
+def select_for_dft(candidates: pd.DataFrame, dft_settings: dict[str, Any]) -> list[str]:
+    """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites."""
+    chosen = candidates[candidates["id"].astype(str).isin(select_for_relaxation(candidates))]
+    chosen = chosen[chosen["nsites"].astype(int) <= int(dft_settings["max_sites"])]
+    chosen = chosen.sort_values(["nsites", "id"], kind="stable")
+    return chosen["id"].astype(str).head(int(dft_settings["max_candidates_per_case"])).tolist()
