@@ -231,7 +231,7 @@ def test_changed_endpoint_refetches(mp_env: MPTestServer, mp_settings: dict, tmp
         table, _, provenance = fetch_materials_project(mp_settings, tmp_path, seed=0)
         assert len(other.summary_requests()) == 1
     assert table["material_id"].tolist() == ["mp-1", "mp-2", "mp-3"]
-    assert provenance["endpoint"] == other.url
+    assert provenance["query"]["endpoint"] == other.url
 
 
 def test_unreadable_cache_is_downloaded_again(mp_env: MPTestServer, mp_settings: dict, tmp_path: Path) -> None:

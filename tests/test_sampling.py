@@ -202,3 +202,240 @@ def sampling_section(**overrides) -> dict:
 
 def oxide_case(n_candidates: int = 5) -> DesignCase:
     return DesignCase("oxide", n_candidates, {"formation_energy_per_atom": Window(-3.4, -2.9)})
+
+
+# ---------------------------------------------------------------- case windows
+
+def test_window_from_target_and_bounds() -> None:
+    assert Window.from_constraint({"target": -0.5, "tolerance": 0.1}) == Window(-0.6, -0.4)
+    assert Window.from_constraint({"max": -1.5}) == Window(-np.inf, -1.5)
+    assert Window.from_constraint({"target": 1.5, "tolerance": 0.25, "min": 1.4}) == Window(1.4, 1.75)
+
+
+@given(st.floats(-5, 5), st.floats(0.01, 2), st.floats(-10, 10))
+def test_window_contains_iff_within_tolerance(target: float, tolerance: float, value: float) -> None:
+    window = Window.from_constraint({"target": target, "tolerance": tolerance})
+    inside = window.low <= value <= window.high
+    assert bool(window.contains(np.array([value]))[0]) == inside
+    distance = DesignCase("c", 1, {"band_gap": window}).window_distance({"band_gap": np.array([value])})[0]
+    assert (distance == 0) == inside
+
+
+def test_case_from_config_checks_properties() -> None:
+    sampling = load_config()["sampling"]
+    case = DesignCase.from_config("Eg_1.5", sampling, PROPERTIES)
+    assert case.windows == {"band_gap": Window(1.25, 1.75), "formation_energy_per_atom": Window(-np.inf, -1.5)}
+    meets = case.meets({"band_gap": np.array([1.5, 1.5, 2.0]), "formation_energy_per_atom": np.array([-2, -1, -2])})
+    assert meets.tolist() == [True, False, False]
+    with pytest.raises(ConfigError, match="not predicted by the trained model"):
+        DesignCase.from_config("Eg_1.5", sampling, ["formation_energy_per_atom"])
+    with pytest.raises(ConfigError, match="unknown design case 'nope'"):
+        DesignCase.from_config("nope", sampling, PROPERTIES)
+
+
+# ---------------------------------------------------------------- validity
+
+def test_validity_of_real_and_broken_crystals() -> None:
+    criteria = ValidityCriteria(min_distance=0.5, min_volume_per_atom=5.0, max_volume_per_atom=80.0)
+    nacl = STRUCTURES[0]
+    assert structural_problem(nacl, criteria) is None and composition_problem(nacl.composition) is None
+    overlapping = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])
+    assert structural_problem(overlapping, criteria)[0] == "min_distance"
+    assert structural_problem(nacl.copy().scale_lattice(nacl.volume * 20), criteria)[0] == "volume_per_atom"
+    assert structural_problem(nacl.copy().scale_lattice(nacl.volume / 10), criteria)[0] == "volume_per_atom"
+    assert composition_problem(Structure(Lattice.cubic(5), ["Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0]]).composition)[0] == "not_charge_neutral"
+    assert composition_problem(Structure(Lattice.cubic(8.4), ["Fe"] * 3 + ["O"] * 4, np.random.default_rng(0).random((7, 3))).composition) is None
+
+
+def test_shortest_distance_counts_periodic_self_images() -> None:
+    one_atom = Structure(Lattice.orthorhombic(0.4, 9.0, 9.0), ["Cu"], [[0, 0, 0]])
+    assert shortest_distance(one_atom) == pytest.approx(0.4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(2.5, 8.0), st.floats(0.5, 2.0), st.lists(st.floats(0, 1), min_size=6, max_size=6))
+def test_shortest_distance_scales_with_the_cell(edge: float, factor: float, coords: list[float]) -> None:
+    structure = Structure(Lattice.cubic(edge), ["Na", "Cl"], [coords[:3], coords[3:]])
+    scaled = structure.copy().scale_lattice(structure.volume * factor**3)
+    assert shortest_distance(scaled) == pytest.approx(factor * shortest_distance(structure), rel=1e-6)
+    brute = min(structure.lattice.get_distance_and_image(structure[0].frac_coords, structure[1].frac_coords)[0], edge)
+    assert shortest_distance(structure) == pytest.approx(brute, rel=1e-6)
+
+
+# ---------------------------------------------------------------- uniqueness / novelty index
+
+def test_composition_index_matches_equivalent_cells_only(training_table: pd.DataFrame) -> None:
+    index = CompositionIndex.from_table(training_table)
+    assert len(index) == len(STRUCTURES)
+    supercell = STRUCTURES[4].copy()
+    supercell.make_supercell([2, 1, 1])
+    supercell.perturb(0.01, min_distance=0.0)
+    assert index.find_match(supercell) == "train-4"
+    assert index.find_match(_rocksalt("Mg", "O", 3.0).copy().scale_lattice(200.0)) == "train-4"  # scale-invariant
+    assert index.find_match(_cscl("Mg", "O", 2.6)) is None  # same formula, other structure type
+    # Only the query's formula bucket is parsed from JSON; every other entry stays unparsed.
+    parsed = [entry for bucket in index._entries.values() for _, entry in bucket if isinstance(entry, Structure)]
+    assert [s.composition.reduced_formula for s in parsed] == ["MgO"]
+
+
+# ---------------------------------------------------------------- strategies
+
+def test_local_perturbation_draws_around_meeting_seeds(stand_in: PCAStandIn, pool: SeedPool) -> None:
+    settings_ = StrategySettings(sigma=(0.1, 0.4), gradient_steps=0, gradient_learning_rate=0.1)
+    case = oxide_case()
+    proposals = local_perturbation(stand_in, pool, case, settings_, 300, np.random.default_rng(1))
+    meeting = set(pool.material_ids[case.meets(pool.properties)])
+    assert proposals.z.shape == (300, stand_in.latent_dim) and proposals.z.dtype == np.float32
+    assert set(proposals.seed_ids) == meeting  # every meeting crystal seeds several samples
+    assert set(np.unique(proposals.sigma)) == {0.1, 0.4}
+    offsets = proposals.z - pool.z_mean[[list(pool.material_ids).index(s) for s in proposals.seed_ids]]
+    for sigma in (0.1, 0.4):
+        assert np.std(offsets[proposals.sigma == sigma]) == pytest.approx(sigma, rel=0.15)
+    again = local_perturbation(stand_in, pool, case, settings_, 300, np.random.default_rng(1))
+    np.testing.assert_array_equal(proposals.z, again.z)
+
+
+def test_random_baselines(stand_in: PCAStandIn, pool: SeedPool) -> None:
+    settings_ = StrategySettings(sigma=(0.5,), gradient_steps=0, gradient_learning_rate=0.1)
+    prior = random_prior(stand_in, pool, oxide_case(), settings_, 4000, np.random.default_rng(2))
+    assert abs(prior.z.mean()) < 0.05 and np.std(prior.z) == pytest.approx(1.0, rel=0.05)
+    assert set(prior.seed_ids) == {""} and np.isnan(prior.sigma).all()
+    uniform = random_training(stand_in, pool, oxide_case(), settings_, 4000, np.random.default_rng(2))
+    assert set(uniform.seed_ids) == set(pool.material_ids)  # ignores the case
+    assert expand_strategies(["local_perturbation", "random"]) == ["local_perturbation", "random", "random_training"]
+
+
+def test_gradient_ascent_moves_proposals_into_the_window(stand_in: PCAStandIn, pool: SeedPool) -> None:
+    case = DesignCase("gap", 5, {"band_gap": Window(1.25, 1.75), "formation_energy_per_atom": Window(-np.inf, -1.5)})
+    settings_ = StrategySettings(sigma=(1.0,), gradient_steps=60, gradient_learning_rate=0.1)
+    local = local_perturbation(stand_in, pool, case, settings_, 400, np.random.default_rng(3))
+    ascent = gradient_ascent(stand_in, pool, case, settings_, 400, np.random.default_rng(3))
+    np.testing.assert_array_equal(local.seed_ids, ascent.seed_ids)  # same starts, then the descent
+    local_rate = case.meets(stand_in.predict_properties(local.z)).mean()
+    ascent_rate = case.meets(stand_in.predict_properties(ascent.z)).mean()
+    assert local_rate < 0.6 and ascent_rate > 0.95
+    # Each point walks at most steps * learning_rate from its start.
+    assert np.linalg.norm(ascent.z - local.z, axis=1).max() <= 60 * 0.1 + 1e-4
+
+
+# ---------------------------------------------------------------- funnel and outputs
+
+def test_funnel_accounts_for_every_proposal(stand_in: PCAStandIn, pool: SeedPool, training_table: pd.DataFrame) -> None:
+    case = oxide_case(n_candidates=1000)  # unreachable: every proposal is consumed
+    settings_ = StrategySettings(sigma=(0.3, 1.0), gradient_steps=0, gradient_learning_rate=0.1)
+    proposals = local_perturbation(stand_in, pool, case, settings_, 200, np.random.default_rng(4))
+    # Two exact copies of a training latent that meets the case and decodes to its own crystal: the first
+    # reproduces a training crystal, the second duplicates the first.
+    predicted_ok = case.meets(stand_in.predict_properties(pool.z_mean))
+    decoded, _ = stand_in.icr.decode_with_reasons(stand_in.decode(pool.z_mean))
+    matcher = StructureMatcher()
+    known = next(i for i in np.flatnonzero(predicted_ok) if decoded[i] and matcher.fit(decoded[i], STRUCTURES[i]))
+    proposals.z[:2] = pool.z_mean[known]
+    outcome = process_strategy("local_perturbation", proposals, stand_in, case, ValidityCriteria(),
+                               CompositionIndex.from_table(training_table), guided=True, batch_size=64)
+    assert outcome.generated == 200
+    assert outcome.generated == len(outcome.rejected) + outcome.novel  # each proposal dropped once or kept
+    reasons = {r["id"]: r["reason"] for r in outcome.rejected}
+    assert reasons["oxide-local_perturbation-00001"] == "in_training_set"
+    assert reasons["oxide-local_perturbation-00002"] == "duplicate"
+    assert {r["reason"] for r in outcome.rejected} >= {"vae_property_miss", "duplicate", "in_training_set"}
+    rows = pd.DataFrame(outcome.rows)
+    assert (rows["vae_formation_energy_per_atom"].between(-3.4, -2.9)).all()  # the property filter
+    assert not (rows["unique"] & ~rows["valid"]).any() and not (rows["novel"] & ~rows["unique"]).any()
+
+
+def test_funnel_stops_at_n_candidates(stand_in: PCAStandIn, pool: SeedPool, training_table: pd.DataFrame) -> None:
+    case = oxide_case(n_candidates=3)
+    proposals = random_prior(stand_in, pool, case, StrategySettings((0.5,), 0, 0.1), 500, np.random.default_rng(5))
+    outcome = process_strategy("random", proposals, stand_in, case, ValidityCriteria(),
+                               CompositionIndex.from_table(training_table), guided=False, batch_size=16)
+    assert outcome.novel == 3 and outcome.generated < 500
+    assert outcome.generated == len(outcome.rejected) + outcome.novel
+    assert not any(r["reason"] == "vae_property_miss" for r in outcome.rejected)  # baselines are unfiltered
+
+
+@pytest.fixture(scope="module")
+def sampled_case(stand_in: PCAStandIn, pool: SeedPool, training_table: pd.DataFrame, tmp_path_factory):
+    sampling = sampling_section(n_samples=150, sigma=[0.3, 0.8], gradient_steps=30)
+    case = oxide_case(n_candidates=8)
+    result, structures = run_case(stand_in, pool, training_table, case, sampling, 42, formula_lookup_surrogate)
+    out = tmp_path_factory.mktemp("design") / "oxide"
+    (out / "cifs").mkdir(parents=True)
+    (out / "cifs" / "stale.cif").write_text("from an earlier run")
+    write_case(out, result, structures)
+    return result, out, structures
+
+
+def test_case_outputs_follow_the_contract(sampled_case) -> None:
+    result, out, structures = sampled_case
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"strategies", "lift_over_random", "training_base_rate"}
+    assert list(metrics["strategies"]) == ["local_perturbation", "random", "random_training", "gradient_ascent"]
+    for counts in metrics["strategies"].values():
+        assert set(counts) == METRIC_KEYS
+        assert counts["generated"] >= counts["valid"] >= counts["unique"] >= counts["novel"] >= counts["surrogate_success"]
+        assert counts["novel"] <= 8
+    assert metrics["training_base_rate"] == pytest.approx(np.mean((LABELS["formation_energy_per_atom"] >= -3.4)
+                                                                  & (LABELS["formation_energy_per_atom"] <= -2.9)))
+    lp, rnd = metrics["strategies"]["local_perturbation"], metrics["strategies"]["random"]
+    expected_lift = ((lp["surrogate_success"] + 1) / (lp["novel"] + 2)) / ((rnd["surrogate_success"] + 1) / (rnd["novel"] + 2))
+    assert metrics["lift_over_random"] == pytest.approx(expected_lift)
+
+    candidates = load_candidates(out)
+    assert set(CONTRACT_COLUMNS) <= set(candidates.columns)
+    assert candidates["id"].is_unique and candidates["id"].str.match(r"^oxide-[a-z_]+-\d{5}$").all()
+    assert candidates["valid"].dtype == bool and candidates["cif"].map(type).eq(str).all()
+    written = sorted(p.name for p in (out / "cifs").iterdir())
+    assert "stale.cif" not in written
+    assert written == sorted(Path(c).name for c in candidates.loc[candidates["valid"], "cif"])
+    matcher = StructureMatcher()
+    for _, row in candidates[candidates["valid"]].head(5).iterrows():
+        from_cif = Structure.from_file(out / row["cif"])
+        assert matcher.fit(from_cif, structures[row["id"]]) and from_cif.composition.reduced_formula == row["formula"]
+    novel = candidates[candidates["novel"]]
+    assert novel["surrogate_formation_energy_per_atom"].notna().sum() == novel["formula"].isin(
+        [s.composition.reduced_formula for s in STRUCTURES]).sum()
+    assert (candidates.loc[~candidates["novel"], "surrogate_formation_energy_per_atom"].isna()).all()
+
+    rejected = pd.read_csv(out / "rejected.csv")
+    assert list(rejected.columns) == ["id", "strategy", "seed", "stage", "reason", "detail"]
+    funnel = json.loads((out / "funnel.json").read_text())
+    for name, counts in metrics["strategies"].items():
+        dropped = sum(funnel["strategies"][name]["dropped_by_reason"].values())
+        assert dropped + counts["novel"] == counts["generated"]
+        assert dropped == (rejected["strategy"] == name).sum()
+
+
+def test_gradient_ascent_beats_local_perturbation_on_the_vae_filter(sampled_case) -> None:
+    result, _, _ = sampled_case
+    drops = result.funnel["strategies"]
+    generated = {name: s["generated"] for name, s in result.metrics["strategies"].items()}
+    miss_rate = {name: drops[name]["dropped_by_reason"].get("vae_property_miss", 0) / generated[name]
+                 for name in ("local_perturbation", "gradient_ascent")}
+    assert miss_rate["gradient_ascent"] < miss_rate["local_perturbation"]
+
+
+# ---------------------------------------------------------------- command line: config errors stop the run
+
+@pytest.mark.parametrize(
+    ("constraints", "message"),
+    [
+        ({"density": {"max": 3.0}}, "sampling.cases.bad.constraints.density': unknown property"),
+        ({"band_gap": {"min": 2.0, "max": 1.0}}, "sampling.cases.bad.constraints.band_gap': impossible constraint"),
+        ({"band_gap": {"target": 1.0}}, "tolerance"),
+    ],
+)
+def test_cli_rejects_bad_cases(tmp_path: Path, capsys, constraints: dict, message: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"sampling": {"cases": {"bad": {"n_candidates": 5, "constraints": constraints}}}}))
+    code = main(["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "d.parquet"), "--config", str(config),
+                 "--case", "bad", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_unknown_case(tmp_path: Path, capsys) -> None:
+    code = main(["--model", str(tmp_path), "--dataset", str(tmp_path / "d.parquet"), "--case", "Ef_-9",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "unknown design case 'Ef_-9'" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+# Validation funnel: one MLIP relaxation per selected candidate, one DFT job per DFT-selected
+# candidate (its own threads/runtime/mem_mb, so SLURM maps it to an allocation), elemental references
+# per engine and element, and the aggregate table. Candidates come from the `sample` checkpoint.
+
+import pandas as pd
+from pymatgen.core import Composition
+
+from icrdesign.validation.results import failed_results
+from icrdesign.validation.selection import select_for_dft, select_for_relaxation
+
+VALIDATION = f"{RESULTS}/validation"
+MLIP_ENGINE = config["relaxation"]["force_field"]
+DFT_ENGINE = config["dft"]["engine"]
+
+# A rerun recomputes failed candidates: forget their results (only in the main process, never in
+# a cluster job that re-reads this file while others run).
+if workflow.is_main_process:
+    for failed in failed_results(Path(VALIDATION)):
+        failed.unlink()
+
+
+def case_candidates(case):
+    return pd.read_csv(checkpoints.sample.get(case=case).output.candidates)
+
+
+def candidate_row(wildcards):
+    candidates = case_candidates(wildcards.case)
+    return candidates[candidates["id"].astype(str) == wildcards.candidate].iloc[0]
+
+
+def candidate_cif(wildcards):
+    return f"{RESULTS}/design/{wildcards.case}/{candidate_row(wildcards)['cif']}"
+
+
+def reference_files(engine):
+    def files(wildcards):
+        elements = sorted({el.symbol for el in Composition(candidate_row(wildcards)["formula"]).elements})
+        return [f"{VALIDATION}/references/{engine}/{el}.json" for el in elements]
+    return files
+
+
+def validation_results(wildcards):
+    paths = []
+    for case in config["sampling"]["cases"]:
+        candidates = case_candidates(case)
+        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in select_for_relaxation(candidates)]
+        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in select_for_dft(candidates, config["dft"])]
+    return paths
+
+
+rule references:
+    """One elemental reference (MLIP or DFT engine), cached for every candidate containing it."""
+    input:
+        config=section_config_file("relaxation", "dft"),
+    output:
+        f"{VALIDATION}/references/{{engine}}/{{element}}.json",
+    params:
+        command=lambda wc: "dft --engine " + wc.engine if wc.engine in ("gpaw", "vasp") else "relax",
+    log:
+        f"{RESULTS}/logs/references_{{engine}}_{{element}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/references_{{engine}}_{{element}}.tsv"
+    threads: config["dft"]["threads"]
+    resources:
+        mem_mb=config["dft"]["mem_mb"],
+        runtime=config["dft"]["runtime"],
+    shell:
+        "{PY} icrdesign.cli {params.command} --reference-element {wildcards.element} --config {input.config} "
+        "--references {VALIDATION}/references/{wildcards.engine} --out {VALIDATION}/references/work "
+        "> {log} 2>&1"
+
+
+rule relax:
+    """MLIP relaxation + corrected formation energy of one candidate (atomate2 + jobflow)."""
+    input:
+        config=section_config_file("relaxation"),
+        candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
+        references=reference_files(MLIP_ENGINE),
+    output:
+        f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
+    params:
+        cif=candidate_cif,
+    log:
+        f"{RESULTS}/logs/relax_{{case}}_{{candidate}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/relax_{{case}}_{{candidate}}.tsv"
+    threads: resources_for("relax")["threads"]
+    resources:
+        mem_mb=resources_for("relax")["mem_mb"],
+        runtime=resources_for("relax")["runtime"],
+    shell:
+        "{PY} icrdesign.cli relax {params.cif} --config {input.config} --case {wildcards.case} "
+        "--candidate-id {wildcards.candidate} --references {VALIDATION}/references/{MLIP_ENGINE} "
+        "--out {VALIDATION}/{wildcards.case}/{wildcards.candidate} > {log} 2>&1"
+
+
+rule dft:
+    """Relax + static DFT of one candidate (its own allocation); failures are recorded, not raised."""
+    input:
+        config=section_config_file("relaxation", "dft"),
+        candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
+        references=reference_files(DFT_ENGINE),
+    output:
+        f"{VALIDATION}/{{case}}/{{candidate}}/dft.json",
+    params:
+        cif=candidate_cif,
+    log:
+        f"{RESULTS}/logs/dft_{{case}}_{{candidate}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dft_{{case}}_{{candidate}}.tsv"
+    threads: config["dft"]["threads"]
+    resources:
+        mem_mb=config["dft"]["mem_mb"],
+        runtime=config["dft"]["runtime"],
+    shell:
+        "{PY} icrdesign.cli dft {params.cif} --engine {DFT_ENGINE} --config {input.config} "
+        "--case {wildcards.case} --candidate-id {wildcards.candidate} "
+        "--references {VALIDATION}/references/{DFT_ENGINE} "
+        "--out {VALIDATION}/{wildcards.case}/{wildcards.candidate} > {log} 2>&1"
+
+
+rule validation_table:
+    """Every candidate's MLIP and DFT row in one table."""
+    input:
+        validation_results,
+    output:
+        f"{VALIDATION}/validation.csv",
+    log:
+        f"{RESULTS}/logs/validation_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/validation_table.tsv"
+    threads: resources_for("validation_table")["threads"]
+    resources:
+        mem_mb=resources_for("validation_table")["mem_mb"],
+        runtime=resources_for("validation_table")["runtime"],
+    run:
+        from icrdesign.validation.results import write_validation_table
+
+        write_validation_table([Path(path) for path in input], Path(output[0]))

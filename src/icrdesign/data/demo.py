@@ -41,6 +41,7 @@ TEMPLATE_LIBRARY = Path(__file__).with_name("prototypes.json")
 
 # Neighbour cutoff beyond the atomic radius, as in DLSVolumePredictor's default.
 DLS_CUTOFF = 4.0
+DLS_ITERATIONS = 6
 # A crystal outside these bounds (angstrom^3 per atom) is implausible, as in the sampling checks.
 VOLUME_PER_ATOM_RANGE = (5.0, 80.0)
 
@@ -50,6 +51,7 @@ SYMPREC = 0.1
 # Candidates drawn per missing structure in a round (duplicates and failures are replaced).
 OVERSAMPLING = 1.3
 MAX_ROUNDS = 12
+MAX_DRAW_ATTEMPTS = 20
 
 # Anion choices are weighted so that the demo spans ionic fluorides and oxides (E_f down to about
 # -3.5 eV/atom) as well as chalcogenides and pnictides near the paper's -0.3..-0.7 eV/atom targets.
@@ -230,11 +232,19 @@ def usable_templates(max_sites: int) -> list[Template]:
     return usable
 
 
-def draw_candidates(templates: Sequence[Template], n: int, rng: np.random.Generator, start: int) -> list[Candidate]:
-    """Draw ``n`` charge-balanced fills: a prototype, then a neutral oxidation pattern, then elements."""
+def draw_candidates(
+    templates: Sequence[Template], n: int, rng: np.random.Generator, start: int, drawn: set[tuple[str, tuple[str, ...]]]
+) -> list[Candidate]:
+    """Draw up to ``n`` new charge-balanced fills: a prototype, a neutral oxidation pattern, elements.
+
+    Fills already in ``drawn`` are redrawn (and added to it), so small prototypes whose element
+    combinations run out do not waste builds; fewer than ``n`` come back only when draws run dry.
+    """
     cations, anions = element_pools()
-    candidates = []
-    for k in range(n):
+    candidates: list[Candidate] = []
+    for _ in range(n * MAX_DRAW_ATTEMPTS):
+        if len(candidates) == n:
+            break
         template = templates[rng.integers(len(templates))]
         pattern = template.charge_patterns[rng.integers(len(template.charge_patterns))]
         used: list[str] = []
@@ -242,7 +252,10 @@ def draw_candidates(templates: Sequence[Template], n: int, rng: np.random.Genera
             pool = [el for el in (cations if state > 0 else anions)[state] if el not in used]
             weights = np.array([ANION_WEIGHTS.get(el, 1.0) if state < 0 else 1.0 for el in pool])
             used.append(pool[rng.choice(len(pool), p=weights / weights.sum())])
-        candidates.append(Candidate(f"candidate-{start + k:06d}", template.prototype.name, tuple(used)))
+        key = (template.prototype.name, tuple(used))
+        if key not in drawn:
+            drawn.add(key)
+            candidates.append(Candidate(f"candidate-{start + len(candidates):06d}", *key))
     return candidates
 
 
@@ -290,9 +303,15 @@ def _chgnet_relaxer() -> Any:
 
 
 def predict_volume(structure: Structure, method: str) -> Structure:
-    """Rescale the cell with the DLS predictor; ``chgnet`` then relaxes cell and positions."""
+    """Rescale the cell with the DLS rule; ``chgnet`` then relaxes cell and positions."""
+    # Iterate to the fixed point: DLS only sees pairs within a fixed cutoff, so one step from a
+    # stretched start can miss the shortest bond; at the fixed point the result is start-independent.
     scaled = structure.copy()
-    scaled.scale_lattice(structure.volume * dls_volume_factor(structure))
+    for _ in range(DLS_ITERATIONS):
+        factor = dls_volume_factor(scaled)
+        scaled.scale_lattice(scaled.volume * factor)
+        if abs(factor - 1.0) < 1e-9:
+            break
     if method == "chgnet":
         result = _chgnet_relaxer().relax(scaled, fmax=0.1, steps=200, relax_cell=True, verbose=False)
         scaled = result["final_structure"]
@@ -368,7 +387,9 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, str]] = []
     seen: set[tuple[str, str, int]] = set()
+    drawn: set[tuple[str, tuple[str, ...]]] = set()
     n_drawn = 0
+    n_surplus = 0  # labelled crystals beyond n_structures in the last round
     pool = process_pool(n_jobs) if n_jobs > 1 else None
     try:
         with tqdm(total=n_target, desc="demo dataset", unit="crystal", mininterval=2) as progress:
@@ -376,7 +397,9 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
                 missing = n_target - len(rows)
                 if missing <= 0:
                     break
-                candidates = draw_candidates(templates, math.ceil(missing * OVERSAMPLING) + 8, rng, n_drawn)
+                candidates = draw_candidates(templates, math.ceil(missing * OVERSAMPLING) + 8, rng, n_drawn, drawn)
+                if not candidates:
+                    break
                 n_drawn += len(candidates)
                 chunks = split_evenly(candidates, n_jobs * 4)
                 outcomes = _run_chunks(_build_chunk, [(c, max_sites, volume_predictor) for c in chunks], pool)
@@ -387,7 +410,9 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
                         continue
                     key = (outcome.structure.composition.reduced_formula, outcome.spacegroup or "", len(outcome.structure))
                     if key in seen:
-                        rejected.append(_rejection(outcome.candidate, "duplicate", f"same formula, space group, sites as an earlier crystal"))
+                        rejected.append(
+                            _rejection(outcome.candidate, "duplicate", "formula, space group and sites of an earlier crystal")
+                        )
                         continue
                     seen.add(key)
                     built.append(outcome)
@@ -397,6 +422,8 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
                         rejected.append(_rejection(outcome.candidate, "prediction_failed", str(label.surrogate_error)))
                     elif len(rows) < n_target:
                         rows.append(_row(outcome, label.formation_energy_per_atom, label.band_gap))
+                    else:
+                        n_surplus += 1
                 progress.update(min(len(rows), n_target) - progress.n)
     finally:
         if pool is not None:
@@ -415,6 +442,7 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
         "n_structures": len(table),
         "n_candidates_drawn": n_drawn,
         "n_rejected": len(rejected_frame),
+        "n_surplus": n_surplus,
         "rejected_by_reason": rejected_frame["reason"].value_counts().sort_index().to_dict(),
         "prototypes": sorted(t.prototype.name for t in templates),
     }

@@ -167,9 +167,7 @@ def fetch_materials_project(
     log.info("Materials Project: %d documents, %d kept, %d rejected %s", len(cached["documents"]), len(table),
              len(rejected), counts)
     provenance = {
-        "source": "materials_project",
         "database_version": cached["database_version"],
-        "endpoint": endpoint,
         "query": record,
         "query_hash": digest,
         "retrieved": cached["retrieved"],

@@ -338,10 +338,13 @@ class ICR:
 
 
 def vocabulary_from_structures(structures: Iterable[object]) -> list[str]:
-    """Elements (Z <= 94) present in the structures, sorted by atomic number."""
+    """Elements (Z <= 94) present in the ordered structures, sorted by atomic number.
+
+    Disordered structures are skipped: they are rejected at encoding and must not widen the vocabulary.
+    """
     found: set[int] = set()
     for structure in structures:
-        if isinstance(structure, Structure):
+        if isinstance(structure, Structure) and structure.is_ordered:
             for element in structure.composition.elements:
                 z = getattr(element, "Z", 0)
                 if 0 < z <= MAX_Z:

@@ -75,11 +75,11 @@ class DesignCase:
         return np.logical_and.reduce(tested)
 
     def window_distance(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Sum over properties of the squared distance to each window, zero inside (for seed ranking)."""
+        """Sum over properties of the distance to each window, zero inside (for seed ranking)."""
         total = np.zeros(len(next(iter(values.values()))), dtype=float)
         for prop, window in self.windows.items():
             v = np.asarray(values[prop], dtype=float)
-            total += np.clip(window.low - v, 0, None) ** 2 + np.clip(v - window.high, 0, None) ** 2
+            total += np.clip(window.low - v, 0, None) + np.clip(v - window.high, 0, None)
         return total
 
     def window_loss(self, predictions: torch.Tensor, property_names: Sequence[str], scales: Mapping[str, float],

@@ -1,0 +1,41 @@
+"""``icrdesign dft STRUCTURE.cif --engine gpaw --out DIR [--relax/--no-relax]``: DFT validation.
+
+Runs relax (optional) + symmetrise + static + any missing elemental references; writes DIR/dft.json
+(one validation row) and the task documents beside it; prints one JSON object on stdout. A failed
+calculation is recorded (status 'failed', reason) and the command still exits 0 so a workflow goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_summary, read_structure,
+                                             settings)
+from icrdesign.validation.cli_relax import SUMMARY_KEYS
+from icrdesign.validation.dft import dft_references, validate_dft
+from icrdesign.validation.results import write_result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="icrdesign dft", description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument("--engine", choices=["gpaw", "vasp"], default=None, help="default: config dft.engine")
+    parser.add_argument("--relax", action=argparse.BooleanOptionalAction, default=None,
+                        help="relax before the static (default: config dft.relax)")
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    config = settings(args)
+    dft = {**config["dft"], "engine": args.engine or config["dft"]["engine"]}
+    references = args.references or Path("results/validation/references") / dft["engine"]
+    if args.reference_element:
+        record = dft_references([args.reference_element], dft, references, args.out,
+                                config["relaxation"]["store_uri"])[args.reference_element]
+        print_summary(record, ["element", "kind", "energy_per_atom"])
+        return 0
+    row, task_docs = validate_dft(read_structure(args.structure), dft, args.out, references, relax=args.relax,
+                                  store_uri=config["relaxation"]["store_uri"])
+    row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
+    write_result(args.out / "dft.json", row, {f"dft_{name}_taskdoc": doc for name, doc in task_docs.items()})
+    print_summary(row, SUMMARY_KEYS)
+    return 0

@@ -1,0 +1,35 @@
+"""``icrdesign relax STRUCTURE.cif --out DIR``: machine-learned-potential relaxation + formation energy.
+
+Writes DIR/mlip.json (one validation row) and DIR/mlip_taskdoc.json; prints the summary JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_summary, read_structure,
+                                             settings)
+from icrdesign.validation.mlip import mlip_references, validate_mlip
+from icrdesign.validation.results import write_result
+
+SUMMARY_KEYS = ["formula", "nsites", "energy_per_atom", "band_gap", "formation_energy_per_atom", "engine",
+                "status", "wall_s"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="icrdesign relax", description=__doc__)
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    relaxation = settings(args)["relaxation"]
+    references = args.references or Path("results/validation/references") / relaxation["force_field"]
+    if args.reference_element:
+        record = mlip_references([args.reference_element], relaxation, references)[args.reference_element]
+        print_summary(record, ["element", "kind", "energy_per_atom"])
+        return 0
+    row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
+    row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
+    write_result(args.out / "mlip.json", row, {"mlip_taskdoc": task_doc} if task_doc is not None else {})
+    print_summary(row, SUMMARY_KEYS)
+    return 0

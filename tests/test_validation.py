@@ -1,0 +1,107 @@
+"""Validation funnel: selection, VASP inputs, result files, custodian handler, CHGNet via atomate2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from pymatgen.core import Lattice, Structure
+
+from icrdesign.validation import (VALIDATION_COLUMNS, GpawErrorHandler, failed_results, select_for_dft,
+                                  select_for_relaxation, validate_mlip, write_validation_table,
+                                  write_vasp_inputs)
+from icrdesign.validation.gpaw_worker import INPUT_FILE, STATUS_FILE
+from icrdesign.validation.results import write_result
+
+
+def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]) -> pd.DataFrame:
+    n = len(nsites)
+    return pd.DataFrame({"id": [f"c-{strategies[i]}-{i:05d}" for i in range(n)], "strategy": strategies,
+                         "nsites": nsites, "valid": valid, "unique": [True] * n, "novel": [True] * n,
+                         "cif": [f"cifs/{i}.cif" for i in range(n)]})
+
+
+def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
+    frame = candidates_frame([5, 3, 12, 2, 4], ["local_perturbation", "random", "gradient_ascent",
+                                                "local_perturbation", "gradient_ascent"],
+                             [True, True, True, False, True])
+    assert select_for_relaxation(frame) == [frame.id[0], frame.id[2], frame.id[4]]
+    assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2}) == [frame.id[4], frame.id[0]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 20), st.sampled_from(["random", "local_perturbation"]), st.booleans()),
+                max_size=15), st.integers(0, 5), st.integers(1, 20))
+def test_dft_selection_is_a_bounded_subset_of_relaxation(rows, max_candidates, max_sites):
+    frame = candidates_frame([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    relaxed = select_for_relaxation(frame)
+    chosen = select_for_dft(frame, {"max_sites": max_sites, "max_candidates_per_case": max_candidates})
+    assert set(chosen) <= set(relaxed) and len(chosen) <= max_candidates
+    sizes = dict(zip(frame.id, frame.nsites))
+    assert all(sizes[c] <= max_sites for c in chosen)
+    eligible = sorted(sizes[c] for c in relaxed if sizes[c] <= max_sites)
+    assert sorted(sizes[c] for c in chosen) == eligible[:len(chosen)]
+
+
+def test_vasp_inputs_for_a_ternary(tmp_path, monkeypatch):
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.9), ["Sr", "Ti", "O"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]])
+    files = write_vasp_inputs(structure, tmp_path)
+    assert set(files) == {"INCAR", "KPOINTS", "POSCAR", "POTCAR.spec"}
+    incar = (tmp_path / "INCAR").read_text()
+    assert "ENCUT = 520" in incar and "ISIF = 3" in incar
+    assert (tmp_path / "POTCAR.spec").read_text().split() == ["Sr_sv", "Ti_pv", "O"]
+    assert Structure.from_file(str(tmp_path / "POSCAR")).composition.reduced_formula == "SrTiO3"
+
+
+def test_scf_handler_ladder_is_bounded_and_recorded(tmp_path):
+    spec = {"calculator": {"max_scf_iterations": 10, "smearing_width": 0.05,
+                           "mixer": {"beta": 0.05, "nmaxold": 5, "weight": 50.0}}}
+    (tmp_path / INPUT_FILE).write_text(json.dumps(spec))
+    (tmp_path / STATUS_FILE).write_text(json.dumps({"status": "error", "error": "scf_not_converged"}))
+    handler = GpawErrorHandler()
+    assert handler.check(str(tmp_path))
+    actions = [handler.correct(str(tmp_path))["actions"] for _ in range(4)]
+    assert all(actions[:3]) and actions[3] is None
+    final = json.loads((tmp_path / INPUT_FILE).read_text())["calculator"]
+    assert final["max_scf_iterations"] == 40 and final["smearing_width"] == 0.1 and final["mixer"]["beta"] == 0.025
+    assert len(json.loads((tmp_path / "gpaw_corrections.json").read_text())) == 3
+    (tmp_path / STATUS_FILE).write_text(json.dumps({"status": "error", "error": "walltime", "detail": "x"}))
+    assert handler.correct(str(tmp_path))["actions"] is None
+
+
+def test_result_files_table_and_failed_detection(tmp_path):
+    ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
+          "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
+          "reason": "", "corrections": "", "wall_s": 1.0}
+    write_result(tmp_path / "a" / "c1" / "mlip.json", ok, {})
+    write_result(tmp_path / "a" / "c2" / "dft.json", {**ok, "candidate_id": "c2", "tier": "dft",
+                                                       "status": "failed", "reason": "scf_not_converged"}, {})
+    assert failed_results(tmp_path) == [tmp_path / "a" / "c2" / "dft.json"]
+    table = write_validation_table(sorted(tmp_path.glob("*/*/*.json")), tmp_path / "validation.csv")
+    assert list(table.columns) == VALIDATION_COLUMNS
+    read = pd.read_csv(tmp_path / "validation.csv")
+    assert read["status"].tolist() == ["ok", "failed"] and np.isnan(read["band_gap"]).all()
+
+
+@pytest.mark.slow
+def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Na", "Cl"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    structure.perturb(0.15, min_distance=0.05)
+    relaxation = {"force_field": "CHGNet", "fmax": 0.05, "steps": 300, "relax_cell": True, "store_uri": None}
+    row, doc = validate_mlip(structure, relaxation, tmp_path / "cand", tmp_path / "refs")
+    assert row["status"] == "ok", row["reason"]
+    steps = doc.output.ionic_steps
+    assert steps[-1].energy < steps[0].energy
+    assert np.abs(steps[-1].forces).max() < np.abs(steps[0].forces).max()
+    assert np.abs(steps[-1].forces).max() < 0.05
+    # CHGNet predicts MP2020-corrected energies; MP's NaCl is -2.08 eV/atom.
+    assert -2.4 < row["formation_energy_per_atom"] < -1.8
+    assert {p.name for p in (tmp_path / "refs").iterdir()} == {"Na.json", "Cl.json"}
+    assert (tmp_path / "cand" / "mlip_work" / "jobflow_outputs.json").exists()
