@@ -37,7 +37,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${PIP[@]}" -r envs/requirements.txt
   # GPAW from source against the venv's numpy, with the Debian libraries listed in the siteconfig.
   if ! "$VENV/bin/python" -c "import gpaw" 2>/dev/null; then
-    GPAW_CONFIG="$ROOT/envs/gpaw-siteconfig.py" "${PIP[@]}" --no-build-isolation "$(grep -E '^gpaw==' envs/gpaw-requirements.txt)"
+    GPAW_CONFIG="$ROOT/envs/gpaw-siteconfig.py" "${PIP[@]}" --no-build-isolation -r envs/gpaw-requirements.txt
   fi
   "${PIP[@]}" --no-deps -e .
   echo "$want" > "$stamp"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymatgen.analysis.structure_prediction.volume_predictor import DLSVolumePredictor
 from pymatgen.core import Composition, Element, Lattice, Structure
-from pymatgen.symmetry.groups import SpaceGroup
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.config import load_config
 from icrdesign.data import TABLE_COLUMNS, build_dataset, load_dataset, main, structures_from_table
@@ -59,7 +59,7 @@ def test_templates_have_exemplar_stoichiometry_and_symmetry() -> None:
                              template.frac_coords)
         assert exemplar.composition.reduced_composition == Composition(EXEMPLAR_FORMULAS[template.prototype.name]).reduced_composition
         assert 1 <= len(exemplar) <= 20
-        assert SpaceGroup(template.spacegroup).int_number == SpaceGroup(template.prototype.spacegroup).int_number
+        assert template.spacegroup == template.prototype.spacegroup
         distances = exemplar.distance_matrix + np.eye(len(exemplar)) * 99
         assert 1.5 < distances.min() < 3.6, template.prototype.name
         assert template.charge_patterns, template.prototype.name
@@ -113,9 +113,9 @@ def test_predicted_volume_does_not_depend_on_the_starting_cell(scale: float) -> 
 
 def test_failed_candidates_carry_reasons() -> None:
     rocksalt = next(t for t in load_templates() if t.prototype.name == "rocksalt")
-    bad_element = build_candidate(rocksalt, Candidate("c-1", "rocksalt", ("Xx", "O")), "dls")
-    assert (bad_element.structure, bad_element.reason) == (None, "bad_fill")
-    assert "Xx" in bad_element.detail
+    too_few = build_candidate(rocksalt, Candidate("c-1", "rocksalt", ("Mg",)), "dls")  # one element, two roles
+    assert (too_few.structure, too_few.reason) == (None, "bad_fill")
+    assert "IndexError" in too_few.detail
 
     # Two sites 0.2 A apart in a large cell: the DLS scale is set by that pair, the rest collapses.
     squeezed = demo.Template(
@@ -201,8 +201,10 @@ def test_demo_table_schema(demo_table: pd.DataFrame, demo_dataset_path: Path) ->
         assert structure.composition.reduced_formula == row.formula
         assert len(structure) == row.nsites
         assert len(structure.composition.elements) == row.nelements
-        assert SpaceGroup(row.spacegroup).int_number >= 1
         assert 5.0 <= structure.volume / len(structure) <= 80.0
+    # The recorded space group is the prototype's; check it against spglib on a sample.
+    for structure, row in list(zip(structures, demo_table.itertuples()))[::15]:
+        assert SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_symbol() == row.spacegroup, row.formula
     pd.testing.assert_frame_equal(load_dataset(demo_dataset_path), demo_table)
     keys = set(zip(demo_table["formula"], demo_table["spacegroup"], demo_table["nsites"]))
     assert len(keys) == len(demo_table)
@@ -230,11 +232,11 @@ def test_demo_table_diversity(demo_table: pd.DataFrame) -> None:
 
 
 def test_demo_is_deterministic_per_seed() -> None:
-    first = build_demo_dataset(small_settings(40), seed=11)
-    second = build_demo_dataset(small_settings(40), seed=11)
+    first = build_demo_dataset(small_settings(25), seed=11)
+    second = build_demo_dataset(small_settings(25), seed=11)
     pd.testing.assert_frame_equal(first[0], second[0])
     pd.testing.assert_frame_equal(first[1], second[1])
-    other = build_demo_dataset(small_settings(40), seed=12)[0]
+    other = build_demo_dataset(small_settings(25), seed=12)[0]
     assert set(other["formula"]) != set(first[0]["formula"])
 
 
@@ -250,10 +252,10 @@ def test_rejected_accounting(monkeypatch: pytest.MonkeyPatch) -> None:
         return frame
 
     monkeypatch.setattr(demo, "predict_properties", failing_every_third)
-    table, rejected, provenance = build_demo_dataset(small_settings(60), seed=5)
-    assert len(table) == 60
+    table, rejected, provenance = build_demo_dataset(small_settings(30), seed=5)
+    assert len(table) == 30
     assert set(rejected["reason"]) <= REJECT_REASONS
-    assert (rejected["reason"] == "prediction_failed").sum() >= 20
+    assert (rejected["reason"] == "prediction_failed").sum() >= 10
     assert rejected["detail"].str.len().gt(0).all()
     assert provenance["n_candidates_drawn"] == len(table) + len(rejected) + provenance["n_surplus"]
     assert provenance["rejected_by_reason"] == rejected["reason"].value_counts().to_dict()

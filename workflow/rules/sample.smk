@@ -6,12 +6,10 @@ import re
 SAMPLE_CASES = list(config["sampling"]["cases"])
 
 
-wildcard_constraints:
-    case="|".join(re.escape(name) for name in SAMPLE_CASES),
-
-
 checkpoint sample:
     """Sample, decode and filter candidates for one design case; surrogate-check the survivors."""
+    wildcard_constraints:
+        case="|".join(re.escape(name) for name in SAMPLE_CASES),
     input:
         config=section_config_file("model", "sampling"),
         model=f"{RESULTS}/model/model.pt",

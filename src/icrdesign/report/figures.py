@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
 from icrdesign.report.inputs import TIERS  # noqa: E402
@@ -228,6 +229,7 @@ def dissimilarity_figure(table: pd.DataFrame | None, cutoff: float) -> Figure:
     ax.axvline(cutoff, color="crimson", ls="--", lw=2, label=f"cut-off {cutoff:g}: {share:.0%} above")
     ax.set_xlabel("minimum dissimilarity to training crystals (fingerprint distance, dimensionless)")
     ax.set_ylabel("generated crystals (count)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("S4: structural dissimilarity of generated crystals to the training set")
     ax.legend()
     fig.tight_layout()
@@ -255,6 +257,7 @@ def training_figure(dataset: pd.DataFrame | None, cases: dict[str, dict[str, Any
                        label=f"{case}: {base['rate']:.1%} of training" if base else case)
         ax.set_xlabel(axis_label(prop))
         ax.set_ylabel("training crystals (count)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"training {PROPERTY_LABELS[prop][0]} (n = {len(values)})")
         ax.legend(fontsize=8)
     ax = axes[0, -1]

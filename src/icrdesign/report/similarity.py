@@ -12,7 +12,6 @@ is fingerprinted once; missing entries are computed in parallel worker processes
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +24,6 @@ from tqdm import tqdm
 
 from icrdesign.io import atomic_path
 
-log = logging.getLogger(__name__)
 
 FINGERPRINT_STATS = ("mean", "std_dev", "minimum", "maximum")
 # Candidates per block in the nearest-neighbour search: bounds memory at block x n_train floats.

@@ -1,13 +1,13 @@
-"""Per-structure part of encoding: validation, canonical form, site order, reciprocal points.
+"""Parsing for encoding: pymatgen Structures -> dense per-batch arrays (checks, canonical form, site order).
 
-This is the only part that touches pymatgen objects one at a time; it runs in forked worker
-processes for large batches and hands back dense per-chunk numpy arrays.
+Only two steps touch pymatgen objects one structure at a time: ``extract_sites`` (one Python pass
+reading each site's coordinates and species) and, for ``niggli_primitive``, the primitive + Niggli
+reduction and canonical origin choice. Every check, wrap, site-to-column link and reciprocal-point
+search runs on whole-batch numpy arrays.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +35,8 @@ ORDER_DECIMALS = 4
 # A cell whose volume is below this fraction of a*b*c is degenerate (vectors nearly coplanar).
 MIN_VOLUME_FRACTION = 1e-3
 MIN_LENGTH = 0.1
+# Site keys are owner * Z_KEY + Z; larger than any atomic number.
+Z_KEY = 256
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,102 @@ class ParsedChunk:
     reasons: list[str | None]
 
 
+@dataclass
+class SiteArrays:
+    """The sites of a batch, flattened: structure i owns rows offsets[i]:offsets[i + 1]."""
+
+    matrices: np.ndarray  # (n, 3, 3) lattice matrices (zero for unreadable structures)
+    frac: np.ndarray  # (total, 3) fractional coordinates as given
+    z: np.ndarray  # (total,) atomic numbers; 0 for a disordered site
+    n_sites: np.ndarray  # (n,)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.n_sites)])
+
+    @property
+    def owner(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.n_sites)), self.n_sites)
+
+
 def _wrap(frac: np.ndarray) -> np.ndarray:
     wrapped = np.mod(frac, 1.0)
     wrapped[wrapped >= 1.0 - 10.0 ** (-ORDER_DECIMALS - 2)] = 0.0  # 0.9999999 is the same site as 0
     return wrapped
+
+
+def extract_sites(structures: Sequence[object], reasons: list[str | None]) -> tuple[SiteArrays, dict[int, str]]:
+    """One pass over all sites; unreadable inputs get their reason in ``reasons`` (in place).
+
+    Returns the flat site arrays and, per structure with a partly occupied or mixed site, the
+    disorder reason (applied later, after the lattice checks, as the per-structure order was).
+    """
+    n = len(structures)
+    matrices = np.zeros((n, 3, 3))
+    n_sites = np.zeros(n, dtype=np.int64)
+    coords: list[np.ndarray] = []
+    numbers: list[int] = []
+    disordered: dict[int, str] = {}
+    for i, structure in enumerate(structures):
+        if not isinstance(structure, Structure):
+            reasons[i] = NotAStructureError(f"expected a pymatgen Structure, got {type(structure).__name__}").reason
+            continue
+        sites = structure.sites
+        if not sites:
+            reasons[i] = NotAStructureError("structure has no sites").reason
+            continue
+        matrices[i] = structure.lattice.matrix
+        n_sites[i] = len(sites)
+        for site in sites:
+            coords.append(site.frac_coords)
+            species = site.species.items()  # Composition items: far cheaper than Site.is_ordered / .specie
+            if len(species) == 1:
+                ((element, amount),) = species
+                if abs(amount - 1.0) <= 1e-8:
+                    numbers.append(getattr(element, "Z", 0))
+                    continue
+            numbers.append(0)
+            disordered.setdefault(i, f"partial occupancy or mixed species on a site: {site.species}")
+    frac = np.array(coords, dtype=np.float64).reshape(-1, 3)
+    return SiteArrays(matrices, frac, np.array(numbers, dtype=np.int64), n_sites), disordered
+
+
+def _reject(reasons: list[str | None], failed: np.ndarray, message: object) -> None:
+    """Give every still-accepted row where ``failed`` holds the reason ``message(i)``."""
+    for i in np.flatnonzero(failed).tolist():
+        if reasons[i] is None:
+            reasons[i] = message(i).reason  # type: ignore[operator]
+
+
+def check_sites(
+    structures: Sequence[object], sites: SiteArrays, disordered: dict[int, str], settings: ParseSettings, reasons: list[str | None]
+) -> None:
+    """Whole-batch validity checks, in priority order: finite values, lattice, order, vocabulary."""
+    owner = sites.owner
+    n = len(sites.n_sites)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad_coords = np.bincount(owner, weights=~np.isfinite(sites.frac).all(axis=1), minlength=n) > 0
+        non_finite = bad_coords | ~np.isfinite(sites.matrices).all(axis=(1, 2))
+        _reject(reasons, non_finite, lambda i: NonFiniteValueError("lattice or coordinates contain NaN or infinity"))
+        matrices = np.where(non_finite[:, None, None], np.eye(3), sites.matrices)
+        lengths = np.linalg.norm(matrices, axis=2)
+        volume = np.abs(np.linalg.det(matrices))
+    degenerate = (lengths.min(axis=1) < MIN_LENGTH) | (volume < MIN_VOLUME_FRACTION * lengths.prod(axis=1))
+    _reject(
+        reasons,
+        degenerate,
+        lambda i: DegenerateLatticeError(f"lattice lengths {np.round(lengths[i], 4).tolist()}, volume {volume[i]:.4g}"),
+    )
+    for i, detail in disordered.items():
+        if reasons[i] is None:
+            reasons[i] = DisorderedStructureError(detail).reason
+    vocabulary = np.array(sorted(settings.vocabulary_z), dtype=np.int64)
+    unknown = np.bincount(owner, weights=~np.isin(sites.z, vocabulary), minlength=n) > 0
+    _reject(reasons, unknown, lambda i: UnknownElementError(f"{_unknown_symbols(structures[i], settings)} not in the element vocabulary"))
+
+
+def _unknown_symbols(structure: Structure, settings: ParseSettings) -> list[str]:
+    return sorted({str(sp) for site in structure for sp in site.species if getattr(sp, "Z", 0) not in settings.vocabulary_z})
 
 
 def _site_order(columns: np.ndarray, frac: np.ndarray) -> np.ndarray:
@@ -86,113 +180,108 @@ def _canonical_origin_and_order(columns: np.ndarray, frac: np.ndarray) -> tuple[
     return best
 
 
-def _checked_arrays(structure: object, settings: ParseSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a structure; return its lattice matrix, fractional coordinates and site atomic numbers."""
-    if not isinstance(structure, Structure):
-        raise NotAStructureError(f"expected a pymatgen Structure, got {type(structure).__name__}")
-    if len(structure) == 0:
-        raise NotAStructureError("structure has no sites")
-    matrix = structure.lattice.matrix
-    frac = structure.frac_coords
-    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(frac)):
-        raise NonFiniteValueError("lattice or coordinates contain NaN or infinity")
-    lengths = np.linalg.norm(matrix, axis=1)
-    volume = abs(np.linalg.det(matrix))
-    if lengths.min() < MIN_LENGTH or volume < MIN_VOLUME_FRACTION * np.prod(lengths):
-        raise DegenerateLatticeError(f"lattice lengths {np.round(lengths, 4).tolist()}, volume {volume:.4g}")
-    return matrix, frac, site_z(structure, settings)
-
-
-def site_z(structure: Structure, settings: ParseSettings) -> np.ndarray:
-    """Atomic number of every site, in one pass that also checks order and the vocabulary."""
-    numbers = []
-    for site in structure:
-        species = site.species  # Composition; cheaper to inspect than Site.is_ordered / Site.specie
-        if len(species) != 1 or abs(species.num_atoms - 1.0) > 1e-8:
-            raise DisorderedStructureError(f"partial occupancy or mixed species on a site: {species}")
-        numbers.append(getattr(next(iter(species)), "Z", 0))
-    if not settings.vocabulary_z.issuperset(numbers):
-        symbols = sorted({str(next(iter(site.species))) for site, z in zip(structure, numbers) if z not in settings.vocabulary_z})
-        raise UnknownElementError(f"{symbols} not in the element vocabulary")
-    return np.array(numbers, dtype=np.int64)
-
-
-def _canonical_structure(structure: Structure, settings: ParseSettings) -> Structure:
+def canonical_sites(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lattice matrix, fractional coordinates, atomic numbers) of the Niggli-reduced primitive cell,
+    sites ordered by atomic number then coordinates, with the canonical origin."""
     try:
-        primitive = structure.get_primitive_structure(tolerance=PRIMITIVE_TOLERANCE)
-        return primitive.get_reduced_structure("niggli")
+        reduced = structure.get_primitive_structure(tolerance=PRIMITIVE_TOLERANCE).get_reduced_structure("niggli")
     except Exception as error:  # pymatgen raises assorted errors on pathological cells
         raise CanonicalizationError(f"{type(error).__name__}: {error}") from error
+    numbers = np.array([site.specie.Z for site in reduced], dtype=np.int64)
+    columns = np.unique(numbers, return_inverse=True)[1].ravel()  # by atomic number, independent of site order
+    frac, order = _canonical_origin_and_order(columns, _wrap(reduced.frac_coords))
+    # Drop the ~1e-16 noise the origin shift leaves, so equivalent inputs give equal arrays.
+    return reduced.lattice.matrix, _wrap(np.round(frac[order], 12)), numbers[order]
 
 
-def parse_structure(structure: object, settings: ParseSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (lattice parameters (6,), coords (n, 3), site columns (n,), column atomic numbers).
-
-    Raises an EncodingError subclass when the structure cannot be represented.
-    """
-    matrix, frac, numbers = _checked_arrays(structure, settings)
-    if settings.canonical != "as_given":
-        structure = _canonical_structure(structure, settings)
-        matrix, frac = structure.lattice.matrix, structure.frac_coords
-        numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
-    n_sites = len(structure)
-    if n_sites > settings.max_sites:
-        raise TooManySitesError(f"{n_sites} sites > max_sites {settings.max_sites}")
-    if settings.canonical == "as_given":
-        column_z = np.array(list(dict.fromkeys(numbers.tolist())), dtype=np.int64)  # first appearance
-    else:
-        column_z = np.unique(numbers)  # by atomic number, independent of the site order
-    if len(column_z) > settings.max_elements:
-        raise TooManyElementsError(f"{len(column_z)} elements > max_elements {settings.max_elements}")
-    column_of = {z: i for i, z in enumerate(column_z.tolist())}
-    columns = np.array([column_of[z] for z in numbers.tolist()], dtype=np.int64)
-    frac = _wrap(frac)
-    if settings.canonical != "as_given":
-        frac, order = _canonical_origin_and_order(columns, frac)
-        # Drop the ~1e-16 noise the origin shift leaves, so equivalent inputs give equal arrays.
-        frac, columns = _wrap(np.round(frac[order], 12)), columns[order]
-    return lattice_parameters(matrix), frac, columns, column_z
+def canonicalize(structures: Sequence[object], sites: SiteArrays, reasons: list[str | None]) -> SiteArrays:
+    """Replace every accepted structure's sites by its canonical cell's (per structure: pymatgen)."""
+    n = len(structures)
+    matrices = np.zeros((n, 3, 3))
+    n_sites = np.zeros(n, dtype=np.int64)
+    coords: list[np.ndarray] = [np.zeros((0, 3))]
+    numbers: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    for i, structure in enumerate(structures):
+        if reasons[i] is not None:
+            continue
+        try:
+            matrices[i], frac, z = canonical_sites(structure)  # type: ignore[arg-type]
+        except EncodingError as error:
+            reasons[i] = error.reason
+            continue
+        n_sites[i] = len(z)
+        coords.append(frac)
+        numbers.append(z)
+    return SiteArrays(matrices, np.concatenate(coords), np.concatenate(numbers), n_sites)
 
 
-def parse_chunk(structures: Sequence[object], settings: ParseSettings) -> ParsedChunk:
-    n, sites, elements = len(structures), settings.max_sites, settings.max_elements
-    k = settings.n_reciprocal_points
+def dense_chunk(sites: SiteArrays, settings: ParseSettings, reasons: list[str | None]) -> ParsedChunk:
+    """Size limits, element columns (first appearance order), wrapping and padding for the whole batch."""
+    n, max_sites, max_elements = len(sites.n_sites), settings.max_sites, settings.max_elements
+    accepted = np.array([reason is None for reason in reasons], dtype=bool)
+    _reject(reasons, accepted & (sites.n_sites > max_sites), lambda i: TooManySitesError(f"{sites.n_sites[i]} sites > max_sites {max_sites}"))
+    accepted = np.array([reason is None for reason in reasons], dtype=bool)
+
+    owner = sites.owner
+    keep = accepted[owner]
+    keys = owner[keep] * Z_KEY + sites.z[keep]
+    unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    key_owner = unique_keys // Z_KEY
+    # Rank of each distinct element within its structure by first appearance (sites are grouped by owner).
+    by_appearance = np.argsort(first, kind="stable")
+    owner_sorted = key_owner[by_appearance]
+    key_column = np.empty(len(unique_keys), dtype=np.int64)
+    key_column[by_appearance] = np.arange(len(unique_keys)) - np.searchsorted(owner_sorted, owner_sorted)
+    n_elements = np.bincount(key_owner, minlength=n)
+    _reject(reasons, n_elements > max_elements, lambda i: TooManyElementsError(f"{n_elements[i]} elements > max_elements {max_elements}"))
+    accepted = np.array([reason is None for reason in reasons], dtype=bool)
+
+    site_owner = owner[keep]
+    site_position = (np.arange(len(owner)) - sites.offsets[owner])[keep]
+    filled = accepted[site_owner]
+    site_owner, site_position = site_owner[filled], site_position[filled]
+    kept_keys = accepted[key_owner]
+
     chunk = ParsedChunk(
         lattice_parameters=np.zeros((n, 6)),
-        frac_coords=np.zeros((n, sites, 3)),
-        site_column=np.full((n, sites), -1, dtype=np.int64),
-        column_z=np.zeros((n, elements), dtype=np.int64),
-        miller=None if k is None else np.zeros((n, k, 3), dtype=np.int64),
-        g_norm=None if k is None else np.zeros((n, k)),
-        reasons=[None] * n,
+        frac_coords=np.zeros((n, max_sites, 3)),
+        site_column=np.full((n, max_sites), -1, dtype=np.int64),
+        column_z=np.zeros((n, max_elements), dtype=np.int64),
+        miller=None,
+        g_norm=None,
+        reasons=reasons,
     )
-    for i, structure in enumerate(structures):
-        try:
-            parameters, frac, columns, column_z = parse_structure(structure, settings)
-        except EncodingError as error:
-            chunk.reasons[i] = error.reason
-            continue
-        chunk.lattice_parameters[i] = parameters
-        chunk.frac_coords[i, : len(frac)] = frac
-        chunk.site_column[i, : len(columns)] = columns
-        chunk.column_z[i, : len(column_z)] = column_z
+    chunk.frac_coords[site_owner, site_position] = _wrap(sites.frac[keep][filled])
+    chunk.site_column[site_owner, site_position] = key_column[inverse.ravel()][filled]
+    chunk.column_z[key_owner[kept_keys], key_column[kept_keys]] = unique_keys[kept_keys] % Z_KEY
+    chunk.lattice_parameters[accepted] = lattice_parameters(sites.matrices[accepted])
+    k = settings.n_reciprocal_points
     if k is not None:
-        assert chunk.miller is not None and chunk.g_norm is not None
-        ok = np.array([reason is None for reason in chunk.reasons], dtype=bool)
-        chunk.miller[ok], chunk.g_norm[ok] = batch_nearest_reciprocal_points(
-            lattice_matrices(chunk.lattice_parameters[ok]), k
+        chunk.miller = np.zeros((n, k, 3), dtype=np.int64)
+        chunk.g_norm = np.zeros((n, k))
+        chunk.miller[accepted], chunk.g_norm[accepted] = batch_nearest_reciprocal_points(
+            lattice_matrices(chunk.lattice_parameters[accepted]), k
         )
     return chunk
 
 
-def lattice_parameters(matrix: np.ndarray) -> np.ndarray:
-    """(a, b, c, alpha, beta, gamma) of a lattice matrix, as pymatgen's Lattice.abc / .angles."""
-    lengths = np.sqrt((matrix * matrix).sum(axis=1))
-    cosines = [
-        np.dot(matrix[j], matrix[k]) / (lengths[j] * lengths[k]) for j, k in ((1, 2), (2, 0), (0, 1))
-    ]
-    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
-    return np.concatenate([lengths, angles])
+def parse_chunk(structures: Sequence[object], settings: ParseSettings) -> ParsedChunk:
+    reasons: list[str | None] = [None] * len(structures)
+    sites, disordered = extract_sites(structures, reasons)
+    check_sites(structures, sites, disordered, settings, reasons)
+    if settings.canonical != "as_given":
+        sites = canonicalize(structures, sites, reasons)
+    return dense_chunk(sites, settings, reasons)
+
+
+def lattice_parameters(matrices: np.ndarray) -> np.ndarray:
+    """(N, 6) (a, b, c, alpha, beta, gamma) of (N, 3, 3) lattice matrices, as pymatgen's Lattice.abc / .angles."""
+    lengths = np.sqrt((matrices * matrices).sum(axis=2))
+    angles = np.empty_like(lengths)
+    for axis, (j, k) in enumerate(((1, 2), (2, 0), (0, 1))):
+        cosine = (matrices[:, j] * matrices[:, k]).sum(axis=1) / (lengths[:, j] * lengths[:, k])
+        angles[:, axis] = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return np.concatenate([lengths, angles], axis=1)
 
 
 def lattice_matrices(parameters: np.ndarray) -> np.ndarray:
@@ -209,30 +298,3 @@ def lattice_matrices(parameters: np.ndarray) -> np.ndarray:
     matrices[:, 1, 2] = b * cos_a
     matrices[:, 2, 2] = c
     return matrices
-
-
-# Structures handed to forked workers by inheritance, so they are never pickled.
-_FORK_STRUCTURES: Sequence[object] = ()
-
-
-def _parse_range(args: tuple[int, int, ParseSettings]) -> ParsedChunk:
-    start, stop, settings = args
-    return parse_chunk(_FORK_STRUCTURES[start:stop], settings)
-
-
-def parse_parallel(structures: Sequence[object], settings: ParseSettings, n_jobs: int | None) -> list[ParsedChunk]:
-    """Parse in forked worker processes (structures inherited, arrays returned) when worthwhile."""
-    global _FORK_STRUCTURES
-    jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
-    n = len(structures)
-    min_per_job = 64 if settings.canonical == "as_given" else 8
-    if jobs <= 1 or n < 2 * min_per_job or "fork" not in multiprocessing.get_all_start_methods():
-        return [parse_chunk(structures, settings)]
-    n_chunks = min(4 * jobs, n // min_per_job)
-    edges = np.linspace(0, n, n_chunks + 1).astype(int)
-    _FORK_STRUCTURES = structures
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return pool.map(_parse_range, [(int(lo), int(hi), settings) for lo, hi in zip(edges[:-1], edges[1:])])
-    finally:
-        _FORK_STRUCTURES = ()

@@ -69,7 +69,7 @@ def process_strategy(
     ``guided`` strategies drop proposals whose property-branch prediction misses the case before decoding.
     """
     outcome = StrategyOutcome(name)
-    unique_index = CompositionIndex(training_index.matcher)
+    unique_index = training_index.like()
     n_total = len(proposals.z)
     progress = tqdm(total=case.n_candidates, desc=f"{case.name}/{name}", unit="cand", leave=False)
     for start in range(0, n_total, batch_size):

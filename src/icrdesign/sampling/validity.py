@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -65,5 +66,8 @@ def composition_problem(composition: Composition) -> tuple[str, str] | None:
 @lru_cache(maxsize=65536)
 def _charge_neutral(reduced_formula: str) -> bool:
     # SMACT's screen: charge neutrality over common oxidation states plus the Pauling electronegativity
-    # test; all-metal compositions count as alloys, mixed valence (e.g. Fe3O4) is allowed.
-    return bool(smact_validity(Composition(reduced_formula), mixed_valence=True))
+    # test; all-metal compositions count as alloys, mixed valence (e.g. Fe3O4) is allowed. SMACT warns
+    # and skips the mixed-valence expansion for large cells; that outcome is the intended answer here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Mixed-valence expansion", category=UserWarning)
+        return bool(smact_validity(Composition(reduced_formula), mixed_valence=True))

@@ -1,0 +1,57 @@
+"""Forked worker processes over index ranges, and output arrays the workers write into directly.
+
+Workers inherit the task (and the structures it reads) by fork, so nothing big is pickled on the
+way in; results come back either as small return values or written into a shared array.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+# The task of the current fork_map call, inherited by its workers.
+_TASK: Callable[[int, int], object] | None = None
+
+
+def n_workers(n_jobs: int | None) -> int:
+    """Worker count for ``n_jobs`` (None: all cores); 1 where fork is unavailable."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, n_jobs if n_jobs is not None else (os.cpu_count() or 1))
+
+
+def _run(bounds: tuple[int, int]) -> object:
+    assert _TASK is not None
+    return _TASK(*bounds)
+
+
+def fork_map(task: Callable[[int, int], T], n: int, jobs: int, n_ranges: int) -> list[T]:
+    """``task(start, stop)`` over ``n_ranges`` contiguous ranges of range(n) in ``jobs`` forked workers,
+    results in range order. Runs in this process when jobs or n_ranges is 1."""
+    global _TASK
+    n_ranges = max(1, min(n_ranges, n))
+    edges = np.linspace(0, n, n_ranges + 1).astype(int).tolist()
+    bounds = list(zip(edges[:-1], edges[1:]))
+    if jobs <= 1 or n_ranges == 1:
+        return [task(start, stop) for start, stop in bounds]
+    _TASK = task
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, n_ranges)) as pool:
+            return pool.map(_run, bounds, chunksize=1)  # type: ignore[return-value]
+    finally:
+        _TASK = None
+
+
+def shared_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A zeroed array in anonymous shared memory: writes by forked workers are seen by the parent."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
