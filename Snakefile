@@ -40,7 +40,13 @@ include: "workflow/rules/validation.smk"
 include: "workflow/rules/report.smk"
 
 
+# Aggregation and target rules are cheap: on a cluster they run on the submitting node.
+localrules: all, sample_all, paper_figures, validation_table
+
+
 rule all:
     """The whole chain: dataset -> encode -> train -> sample -> relax -> DFT -> report."""
+    default_target: True
     input:
-        f"{RESULTS}/data/dataset.parquet",
+        rules.paper_figures.input,
+        f"{RESULTS}/report/summary.json",

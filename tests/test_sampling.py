@@ -501,11 +501,12 @@ def test_sample_checkpoint_runs_once_per_configured_case(tmp_path: Path) -> None
         "Ef_-1": {"n_candidates": 3, "constraints": {"formation_energy_per_atom": {"target": -1.0, "tolerance": 0.2}}},
     }}}))
     snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(Path(__file__).parents[1] / "Snakefile"),
-                 "--directory", str(tmp_path), "--configfile", str(config), "--cores", "1", "-n", "--quiet", "rules"]
+                 "--directory", str(tmp_path), "--configfile", str(config), "--cores", "1", "-n"]
     planned = subprocess.run([*snakemake, "sample_all"], capture_output=True, text=True)
     assert planned.returncode == 0, planned.stderr
-    assert "sample           2" in planned.stdout.replace("\t", " ") or " sample " in planned.stdout
-    jobs = dict(line.split()[:2] for line in planned.stdout.splitlines() if line.split()[:1] in (["sample"], ["sample_all"]))
+    stats = planned.stdout[planned.stdout.index("Job stats"):].splitlines()
+    jobs = dict(line.split() for line in stats if line.split()[:1] in (["sample"], ["sample_all"]))
     assert jobs == {"sample": "2", "sample_all": "1"}
+    assert "case=low_gap" in planned.stdout and "case=Ef_-1" in planned.stdout
     unknown = subprocess.run([*snakemake, "results/design/other/metrics.json"], capture_output=True, text=True)
     assert unknown.returncode != 0 and "MissingRuleException" in unknown.stdout + unknown.stderr

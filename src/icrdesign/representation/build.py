@@ -31,7 +31,7 @@ def _fast_structure(matrix: np.ndarray, species: Sequence[Composition], frac: Se
         site = object.__new__(PeriodicSite)
         # Site overrides __setattr__ (assigning __dict__ would go through it); update the dict in place.
         site.__dict__.update(
-            _lattice=lattice, _frac_coords=coords, _species=composition, _coords=None, properties={}, _label=None
+            {"_lattice": lattice, "_frac_coords": coords, "_species": composition, "_coords": None, "properties": {}, "_label": None}
         )
         sites.append(site)
     structure = object.__new__(Structure)

@@ -1,0 +1,87 @@
+"""Config validation: a bad key or value stops at once, naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from icrdesign.config import REPO_ROOT, ConfigError, load_config, validate_config
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+# (override, key named in the message, what the message must say is allowed)
+BAD_CONFIGS = [
+    pytest.param({"data": {"demo": {"n_structure": 100}}}, "data.demo.n_structure", "'n_structures'",
+                 id="unknown-key"),
+    pytest.param({"colour": "blue"}, "colour", "'data'", id="unknown-top-level-key"),
+    pytest.param({"data": {"demo": {"n_structures": "many"}}}, "data.demo.n_structures", "type integer",
+                 id="wrong-type"),
+    pytest.param({"seed": 1.5}, "seed", "type integer", id="wrong-type-seed"),
+    pytest.param({"data": {"demo": {"n_structures": 5}}}, "data.demo.n_structures", "minimum 10", id="too-small"),
+    pytest.param({"model": {"learning_rate": 2.0}}, "model.learning_rate", "maximum 1", id="too-large"),
+    pytest.param({"data": {"source": "icsd"}}, "data.source", "['demo', 'materials_project']", id="bad-enum"),
+    pytest.param({"data": {"demo": {"volume_predictor": "guess"}}}, "data.demo.volume_predictor",
+                 "['dls', 'chgnet']", id="bad-enum-volume"),
+    pytest.param({"model": {"split": [0.5, 0.5]}}, "model.split", "minItems 3", id="short-list"),
+]
+
+
+@pytest.mark.parametrize(("override", "key", "allowed"), BAD_CONFIGS)
+def test_bad_config_names_key_and_allowed_values(override: dict, key: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=override)
+    message = str(info.value)
+    assert f"config key '{key}'" in message
+    assert allowed in message
+
+
+def test_default_config_is_valid_and_filled() -> None:
+    config = load_config()
+    assert config["data"]["source"] == "demo"
+    assert config["data"]["demo"] == {"n_structures": 5000, "max_sites": 20, "volume_predictor": "dls", "n_jobs": 2}
+
+
+def test_schema_defaults_fill_missing_demo_keys() -> None:
+    config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    del config["data"]["demo"]
+    assert validate_config(config)["data"]["demo"]["volume_predictor"] == "dls"
+
+
+def test_semantic_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"model.split.*sum to 1"):
+        load_config(overrides={"model": {"split": [0.5, 0.3, 0.3]}})
+
+
+def _dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [str(SNAKEMAKE), "-s", str(REPO_ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+         str(configfile), "--cores", "1", "-n", "results/data/dataset.parquet"],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        pytest.param({"data": {"demo": {"n_structurs": 100}}}, "data.demo.n_structurs", id="unknown-key"),
+        pytest.param({"data": {"source": "icsd"}}, "data.source", id="bad-enum"),
+    ],
+)
+def test_snakemake_stops_on_bad_configfile(tmp_path: Path, config: dict, key: str) -> None:
+    result = _dry_run(tmp_path, config)
+    assert result.returncode != 0
+    # Snakemake 9 reports errors raised while parsing the Snakefile on stdout, not stderr.
+    assert f"config key '{key}'" in result.stdout + result.stderr
+    assert not (tmp_path / "results" / "data").exists()
+
+
+def test_snakemake_dry_run_accepts_good_configfile(tmp_path: Path) -> None:
+    result = _dry_run(tmp_path, {"data": {"demo": {"n_structures": 100}}})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "dataset" in result.stdout + result.stderr
