@@ -195,7 +195,7 @@ def test_reconstruction_metrics_of_a_perfect_and_a_shifted_reconstruction(tmp_pa
 def trained_stage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Dataset -> encode -> `icrdesign train` with the paper's architecture for a few epochs."""
     root = tmp_path_factory.mktemp("train_stage")
-    table = _prototype_table(160)
+    table = _prototype_table(80)
     table.loc[5, "band_gap"] = np.nan  # a crystal without a label is left out of training, not fatal
     dataset = root / "dataset.parquet"
     table.to_parquet(dataset, index=False)
@@ -268,6 +268,7 @@ def test_load_trained_api_for_sampling(trained_stage: dict[str, Path]) -> None:
     assert np.all(predicted["band_gap"] >= scaler.low[1] - 1e-6) and np.all(predicted["band_gap"] <= scaler.high[1] + 1e-6)
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint(trained_stage: dict[str, Path], tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {**SMALL, "max_epochs": 400, "early_stopping_patience": 400,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -36,12 +37,18 @@ SYMBOLS = ["H", "Li", "O", "Na", "Mg", "Si", "S", "Cl", "Ti", "Fe", "Cu", "Zn", 
 
 
 def rocksalt() -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return known_crystals()[0]
 
 
 def known_crystals() -> list[Structure]:
-    return [
-        rocksalt(),
+    """Fresh copies (tests may mutate them) of crystals built once: from_spacegroup costs ~1 s each."""
+    return [crystal.copy() for crystal in _known_crystals()]
+
+
+@functools.cache
+def _known_crystals() -> tuple[Structure, ...]:
+    return (
+        Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
         Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]),
         Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.9), ["Sr", "Ti", "O"], [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0]]),
         Structure.from_spacegroup(
@@ -54,7 +61,7 @@ def known_crystals() -> list[Structure]:
             "I4/mmm", Lattice.tetragonal(3.98, 13.2), ["La", "Cu", "O", "O"],
             [[0, 0, 0.361], [0, 0, 0], [0, 0.5, 0], [0, 0, 0.183]],
         ),
-    ]
+    )
 
 
 @st.composite

@@ -105,3 +105,50 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     assert -2.4 < row["formation_energy_per_atom"] < -1.8
     assert {p.name for p in (tmp_path / "refs").iterdir()} == {"Na.json", "Cl.json"}
     assert (tmp_path / "cand" / "mlip_work" / "jobflow_outputs.json").exists()
+
+
+def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
+    from jobflow import Flow
+
+    from icrdesign.cli import main as cli_main
+
+    case_dir = tmp_path / "design" / "Ef_-1"
+    (case_dir / "cifs").mkdir(parents=True)
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    structures = {"Ef_-1-local_perturbation-00001": nacl.get_primitive_structure(),
+                  "Ef_-1-local_perturbation-00002": nacl,
+                  "Ef_-1-random-00003": nacl.get_primitive_structure()}
+    for candidate_id, structure in structures.items():
+        structure.to(filename=str(case_dir / "cifs" / f"{candidate_id}.cif"))
+    candidates = candidates_frame([2, 8, 2], ["local_perturbation", "local_perturbation", "random"], [True] * 3)
+    candidates["id"] = list(structures)
+    candidates["cif"] = [f"cifs/{candidate_id}.cif" for candidate_id in structures]
+    candidates.to_csv(case_dir / "candidates.csv", index=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"dft": {"max_candidates_per_case": 1, "max_sites": 8, "relax": True}}))
+
+    out = tmp_path / "flows"
+    assert cli_main(["export-flows", "--out", str(out), "--design", str(tmp_path / "design"),
+                     "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"flows": 3, "out": str(out)}
+    # The random baseline is not exported; only the smallest candidate gets a DFT flow.
+    assert sorted(path.name for path in (out / "Ef_-1").iterdir()) == [
+        "Ef_-1-local_perturbation-00001.dft.json", "Ef_-1-local_perturbation-00001.mlip.json",
+        "Ef_-1-local_perturbation-00002.mlip.json"]
+
+    mlip = Flow.from_dict(json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00002.mlip.json").read_text()))
+    assert mlip.name == "Ef_-1-local_perturbation-00002"
+    assert [job.name for job in mlip.jobs] == ["Force field relax"]
+    assert mlip.jobs[0].function_args[0] == nacl
+
+    data = json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00001.dft.json").read_text())
+    dft = Flow.from_dict(data)
+    assert [job.name for job in dft.jobs] == ["GPAW relax", "symmetrize_structure", "GPAW static"]
+    relax_job, symmetrize_job, static_job = dft.jobs
+    assert relax_job.function_args[0] == structures["Ef_-1-local_perturbation-00001"]
+    # The makers come back as the project's GPAW makers with the config's settings, wired relax -> static.
+    assert type(relax_job.maker).__name__ == "GpawRelaxMaker" and relax_job.maker.relax_cell
+    assert type(static_job.maker).__name__ == "GpawStaticMaker" and static_job.maker.steps == 1
+    assert static_job.function_args[0].uuid == symmetrize_job.uuid
+    assert symmetrize_job.function_args[0].uuid == relax_job.uuid
+    assert Flow.from_dict(json.loads(dft.to_json())).as_dict() == dft.as_dict()

@@ -12,9 +12,14 @@ VALIDATION = f"{RESULTS}/validation"
 MLIP_ENGINE = config["relaxation"]["force_field"]
 DFT_ENGINE = config["dft"]["engine"]
 
-# A rerun recomputes failed candidates: forget their results (only in the main process, never in
-# a cluster job that re-reads this file while others run).
-if workflow.is_main_process:
+# A rerun retries failed candidates (a failed relaxation or DFT is recorded as a result with status
+# 'failed'): their result files are deleted here, while the workflow is parsed and before the DAG is
+# built, so Snakemake sees them missing and schedules exactly those jobs (and the table and report
+# after them). Only in a real run's main process: never on a dry run (`-n` changes nothing on disk, so
+# it reports failed candidates as done, while the real run retries them) and never in a cluster or
+# subprocess job that re-reads this file while others run. A run where everything succeeded leaves
+# nothing to delete, so a rerun with nothing changed does nothing.
+if workflow.is_main_process and not (workflow.output_settings and workflow.output_settings.dryrun):
     for failed in failed_results(Path(VALIDATION)):
         failed.unlink()
 
@@ -66,7 +71,7 @@ rule references:
         runtime=config["dft"]["runtime"],
     shell:
         "{PY} icrdesign.cli {params.command} --reference-element {wildcards.element} --config {input.config} "
-        "--references {VALIDATION}/references/{wildcards.engine} --out {VALIDATION}/references/work "
+        "--references {VALIDATION}/references/{wildcards.engine} --out {VALIDATION}/references/work/{wildcards.engine} "
         "> {log} 2>&1"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import math
 import warnings
 from collections import Counter
@@ -29,9 +30,11 @@ from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
-from icrdesign.io import write_json
 from icrdesign.data.parallel import process_pool, split_evenly
 from icrdesign.data.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
+from icrdesign.io import write_json
+
+log = logging.getLogger(__name__)
 
 # Bumped whenever the generator changes what a seed produces (recorded in provenance).
 GENERATOR_VERSION = "1"
@@ -49,7 +52,7 @@ VOLUME_PER_ATOM_RANGE = (5.0, 80.0)
 OVERLAP_FACTOR = 0.5
 SYMPREC = 0.1
 # Candidates drawn per missing structure in a round (duplicates and failures are replaced).
-OVERSAMPLING = 1.3
+OVERSAMPLING = 1.1
 MAX_ROUNDS = 12
 MAX_DRAW_ATTEMPTS = 20
 
@@ -429,6 +432,8 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
         if pool is not None:
             pool.shutdown()
 
+    if len(rows) < n_target:
+        log.warning("demo dataset: only %d of %d structures after %d candidates", len(rows), n_target, n_drawn)
     table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
     table.insert(0, "material_id", [f"demo-{i:05d}" for i in range(len(table))])
     rejected_frame = pd.DataFrame(rejected, columns=["material_id", "reason", "detail"])

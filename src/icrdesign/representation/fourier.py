@@ -67,21 +67,23 @@ def batch_nearest_reciprocal_points(matrices: np.ndarray, n_points: int) -> tupl
 
 
 def transformed_properties(
-    miller: np.ndarray, frac_coords: np.ndarray, site_descriptors: np.ndarray, n_sites: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    miller: np.ndarray,
+    frac_coords: np.ndarray,
+    site_descriptors: np.ndarray,
+    n_sites: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray],
+) -> None:
     """Batch F_d(G) for (N, K, 3) Miller indices, (N, S, 3) coordinates, (N, S, D) descriptors, with
-    the sites of crystal i in rows [0, n_sites[i]).
+    the sites of crystal i in rows [0, n_sites[i]); real and imaginary parts are written into ``out``
+    (two zeroed (N, D, K) arrays, e.g. views of the ICR array's Fourier block).
 
     Crystals are processed in groups of equal site count so that the cosines and sines, the
-    costly part, are evaluated for real sites only. Returns real and imaginary parts, each
-    (N, D, K) float64.
+    costly part, are evaluated for real sites only.
     """
-    n, k, d = len(miller), miller.shape[1], site_descriptors.shape[2]
-    real, imag = np.zeros((n, d, k)), np.zeros((n, d, k))
+    real, imag = out
     for count in np.unique(n_sites[n_sites > 0]).tolist():
         rows = np.flatnonzero(n_sites == count)
         phase = (2.0 * np.pi) * (frac_coords[rows, :count] @ miller[rows].transpose(0, 2, 1).astype(np.float64))
         weights = site_descriptors[rows, :count].transpose(0, 2, 1)  # (m, D, count)
         real[rows] = weights @ np.cos(phase)
         imag[rows] = -(weights @ np.sin(phase))
-    return real, imag

@@ -266,15 +266,20 @@ class ICR:
             assert chunk.miller is not None and chunk.g_norm is not None
             site_z = np.take_along_axis(column_z, np.maximum(site_column, 0), axis=1) * occupied
             site_descriptors = self._descriptors[:, site_z].transpose(1, 2, 0)  # (n, S, D)
-            real, imag = transformed_properties(chunk.miller, chunk.frac_coords, site_descriptors, occupied.sum(axis=1))
             fourier_start, fourier_stop = self.blocks["fourier"]
             # Each quantity's K values fill consecutive rows: view the block as (n, quantity, padded K).
-            quantities = out[:, fourier_start:fourier_stop].view()
-            quantities.shape = (len(out), 1 + 2 * self.n_descriptors, self.fourier_rows_per_quantity * self.n_channels)
+            quantities = out[:, fourier_start:fourier_stop].reshape(
+                len(out), 1 + 2 * self.n_descriptors, self.fourier_rows_per_quantity * self.n_channels, copy=False
+            )  # copy=False: a view (writes reach out) or an error, never a silent copy
             k, d = self.n_reciprocal_points, self.n_descriptors
             quantities[:, 0, :k] = chunk.g_norm
-            quantities[:, 1 : 1 + d, :k] = real
-            quantities[:, 1 + d :, :k] = imag
+            transformed_properties(
+                chunk.miller,
+                chunk.frac_coords,
+                site_descriptors,
+                occupied.sum(axis=1),
+                out=(quantities[:, 1 : 1 + d, :k], quantities[:, 1 + d :, :k]),
+            )
 
     # ------------------------------------------------------------------ decoding
     def decode(self, array: np.ndarray) -> list[Structure | None]:

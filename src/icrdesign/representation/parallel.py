@@ -6,6 +6,7 @@ way in; results come back either as small return values or written into a shared
 
 from __future__ import annotations
 
+import gc
 import mmap
 import multiprocessing
 import os
@@ -33,19 +34,26 @@ def _run(bounds: tuple[int, int]) -> object:
 
 
 def fork_map(task: Callable[[int, int], T], n: int, jobs: int, n_ranges: int) -> list[T]:
-    """``task(start, stop)`` over ``n_ranges`` contiguous ranges of range(n) in ``jobs`` forked workers,
-    results in range order. Runs in this process when jobs or n_ranges is 1."""
+    """``task(start, stop)`` over ``n_ranges`` contiguous ranges of range(n) in ``jobs`` processes,
+    results in range order. Runs in this process alone when jobs or n_ranges is 1; with no more
+    ranges than jobs this process takes the first range itself (one fork fewer, no idle parent)."""
     global _TASK
     n_ranges = max(1, min(n_ranges, n))
     edges = np.linspace(0, n, n_ranges + 1).astype(int).tolist()
     bounds = list(zip(edges[:-1], edges[1:]))
     if jobs <= 1 or n_ranges == 1:
         return [task(start, stop) for start, stop in bounds]
+    parent_takes_first = n_ranges <= jobs
+    forked = bounds[1:] if parent_takes_first else bounds
     _TASK = task
+    gc.freeze()  # keep the collector from touching (and so copying) inherited objects in the workers
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, n_ranges)) as pool:
-            return pool.map(_run, bounds, chunksize=1)  # type: ignore[return-value]
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(forked))) as pool:
+            pending = pool.map_async(_run, forked, chunksize=1)
+            first = [task(*bounds[0])] if parent_takes_first else []
+            return first + pending.get()  # type: ignore[operator]
     finally:
+        gc.unfreeze()
         _TASK = None
 
 

@@ -17,7 +17,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("structure", type=Path, nargs="?", help="CIF (or any pymatgen-readable structure file)")
     parser.add_argument("--reference-element", default=None,
                         help="compute (or reuse) only this element's reference and print it")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (with --reference-element: the work directory)")
     parser.add_argument("--config", type=Path, default=None, help="config file layered over config.yaml")
     parser.add_argument("--references", type=Path, default=None,
                         help="elemental reference cache (default: results/validation/references/<engine>)")

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     relaxation = settings(args)["relaxation"]
     references = args.references or Path("results/validation/references") / relaxation["force_field"]
     if args.reference_element:
-        record = mlip_references([args.reference_element], relaxation, references)[args.reference_element]
+        record = mlip_references([args.reference_element], relaxation, references, args.out)[args.reference_element]
         print_summary(record, ["element", "kind", "energy_per_atom"])
         return 0
     row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)

@@ -14,7 +14,7 @@ import numpy as np
 from jobflow import Flow, Job
 from pymatgen.core import Structure
 
-from icrdesign.validation.flows import recorded_failures, run_flow
+from icrdesign.validation.flows import job_error, recorded_failures, run_flow
 from icrdesign.validation.gpaw import (GpawRelaxMaker, GpawStaticMaker, calculator_settings,
                                        symmetrize_structure)
 from icrdesign.validation.references import cached_references, reference_candidates
@@ -64,7 +64,7 @@ def _static_results(outputs: dict[str, Any], static_job: Job) -> tuple[Any, floa
 def _failure_reason(work_dir: Path) -> tuple[str, str]:
     failures = recorded_failures(work_dir)
     if not failures:
-        return "crashed", "a job of the flow failed without a failure record"
+        return f"crashed: {job_error(work_dir) or 'a job of the flow failed without a failure record'}"[:500], ""
     last = failures[-1]
     corrections = "; ".join(f"{c['error']}->{c['changes']}" for c in last["corrections"])
     return f"{last['reason']}: {last['detail']}"[:500], corrections
@@ -84,11 +84,12 @@ def dft_references(elements: list[str], dft: dict[str, Any], cache_dir: Path, wo
             from icrdesign.validation.mlip import mlip_references
 
             mlip = mlip_references([element], {"force_field": "CHGNet", "fmax": 0.1, "steps": 300,
-                                               "relax_cell": True}, cache_dir.parent / "mlip")
+                                               "relax_cell": True}, cache_dir.parent / "mlip",
+                                   work_dir / element / "mlip_start")
             start = Structure.from_dict(mlip[element]["structure"])
         molecule = kind == "molecule"
         flow, static_job = dft_flow(start, dft, relax=bool(dft["relax"]) and not molecule, molecule=molecule)
-        element_dir = work_dir / element
+        element_dir = work_dir / element / "dft"
         outputs = run_flow(flow, element_dir, store_uri)
         if static_job.uuid not in outputs:
             raise RuntimeError(f"reference {element} failed: {_failure_reason(element_dir)[0]}")

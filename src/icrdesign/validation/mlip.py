@@ -17,7 +17,7 @@ from jobflow import Flow
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from icrdesign.validation.flows import run_flow
+from icrdesign.validation.flows import job_error, run_flow
 from icrdesign.validation.references import cached_references, reference_candidates
 
 REFERENCE_BOX = 10.0
@@ -40,23 +40,27 @@ def reference_settings(relaxation: dict[str, Any]) -> dict[str, Any]:
     return {key: relaxation[key] for key in ("force_field", "fmax", "steps")}
 
 
-def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: Path) -> dict[str, dict[str, Any]]:
-    """Elemental references relaxed with the potential, cached in CACHE_DIR/<El>.json."""
-    maker = force_field_maker({**relaxation, "relax_cell": True})
+def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: Path,
+                    work_dir: Path) -> dict[str, dict[str, Any]]:
+    """Elemental references relaxed with the potential, cached in CACHE_DIR/<El>.json.
 
+    Each element's starting structures relax as one jobflow Flow in WORK_DIR/<El>; the lowest
+    energy per atom wins.
+    """
     def compute(element: str) -> dict[str, Any]:
         kind, starts = reference_candidates(element, REFERENCE_BOX)
-        best: tuple[float, Structure] | None = None
-        for start in starts:
-            # Molecules keep their box: relaxing the cell of a box would collapse it.
-            result = (force_field_maker({**relaxation, "relax_cell": False}) if kind == "molecule" else maker
-                      ).run_ase(start)
-            energy = float(result.trajectory.frame_properties[-1]["energy"]
-                           if hasattr(result.trajectory, "frame_properties") else result.trajectory.energy[-1])
-            energy_per_atom = energy / len(start)
-            if best is None or energy_per_atom < best[0]:
-                best = (energy_per_atom, result.final_mol_or_struct)
-        return {"kind": kind, "energy_per_atom": best[0], "structure": best[1].as_dict()}
+        # Molecules keep their box: relaxing the cell of a box would collapse it.
+        maker = force_field_maker({**relaxation, "relax_cell": kind != "molecule"})
+        jobs = [maker.make(start) for start in starts]
+        outputs = run_flow(Flow(jobs, name=f"{element} reference"), work_dir / element,
+                           relaxation.get("store_uri"))
+        docs = [outputs[job.uuid] for job in jobs if job.uuid in outputs]
+        if not docs:
+            raise RuntimeError(f"{relaxation['force_field']} reference {element} failed: "
+                               f"{job_error(work_dir / element) or 'no relaxation finished'}")
+        best = min(docs, key=lambda doc: doc.output.energy / len(doc.structure))
+        return {"kind": kind, "energy_per_atom": float(best.output.energy) / len(best.structure),
+                "structure": best.structure.as_dict()}
 
     return cached_references(elements, cache_dir, reference_settings(relaxation), compute)
 
@@ -100,7 +104,8 @@ def relax_structure(structure: Structure, relaxation: dict[str, Any], work_dir: 
     relax_job.name = f"{relaxation['force_field']} relax"
     outputs = run_flow(Flow([relax_job]), work_dir, relaxation.get("store_uri"))
     if relax_job.uuid not in outputs:
-        raise RuntimeError(f"{relaxation['force_field']} relaxation failed (see {work_dir})")
+        raise RuntimeError(f"{relaxation['force_field']} relaxation failed: "
+                           f"{job_error(work_dir) or 'no output'} (see {work_dir})")
     return outputs[relax_job.uuid]
 
 
@@ -118,7 +123,8 @@ def validate_mlip(structure: Structure, relaxation: dict[str, Any], out_dir: Pat
         task_doc = relax_structure(structure, relaxation, out_dir / "mlip_work")
         energy = float(task_doc.output.energy)
         composition = task_doc.structure.composition
-        references = mlip_references([el.symbol for el in composition], relaxation, references_dir)
+        references = mlip_references([el.symbol for el in composition], relaxation, references_dir,
+                                     out_dir / "references_work")
         row.update(energy_per_atom=energy / len(task_doc.structure),
                    formation_energy_per_atom=formation_energy_per_atom(
                        composition, energy, references,
