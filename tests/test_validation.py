@@ -9,13 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
+from jobflow import Flow, job
 from pymatgen.core import Lattice, Structure
 
 from icrdesign.validation import (VALIDATION_COLUMNS, GpawErrorHandler, failed_results, select_for_dft,
                                   select_for_relaxation, validate_mlip, write_validation_table,
                                   write_vasp_inputs)
+from icrdesign.validation.flows import job_error, run_flow
 from icrdesign.validation.gpaw_worker import INPUT_FILE, STATUS_FILE
 from icrdesign.validation.results import write_result
+
+
+@job
+def double(value: float) -> float:
+    return 2 * value
+
+
+@job
+def explode(value: float) -> float:
+    raise ValueError(f"cannot take {value}")
 
 
 def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]) -> pd.DataFrame:
@@ -109,6 +121,7 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
 
 def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     from jobflow import Flow
+    from pymatgen.analysis.structure_matcher import StructureMatcher
 
     from icrdesign.cli import main as cli_main
 
@@ -139,16 +152,50 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     mlip = Flow.from_dict(json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00002.mlip.json").read_text()))
     assert mlip.name == "Ef_-1-local_perturbation-00002"
     assert [job.name for job in mlip.jobs] == ["Force field relax"]
-    assert mlip.jobs[0].function_args[0] == nacl
+    matcher = StructureMatcher()
+    assert matcher.fit(mlip.jobs[0].function_args[0], nacl)
 
     data = json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00001.dft.json").read_text())
     dft = Flow.from_dict(data)
     assert [job.name for job in dft.jobs] == ["GPAW relax", "symmetrize_structure", "GPAW static"]
     relax_job, symmetrize_job, static_job = dft.jobs
-    assert relax_job.function_args[0] == structures["Ef_-1-local_perturbation-00001"]
+    assert len(relax_job.function_args[0]) == 2 and matcher.fit(relax_job.function_args[0], nacl)
     # The makers come back as the project's GPAW makers with the config's settings, wired relax -> static.
     assert type(relax_job.maker).__name__ == "GpawRelaxMaker" and relax_job.maker.relax_cell
     assert type(static_job.maker).__name__ == "GpawStaticMaker" and static_job.maker.steps == 1
     assert static_job.function_args[0].uuid == symmetrize_job.uuid
     assert symmetrize_job.function_args[0].uuid == relax_job.uuid
     assert Flow.from_dict(json.loads(dft.to_json())).as_dict() == dft.as_dict()
+
+
+def test_flows_run_in_their_work_dir_and_failures_keep_their_reason(tmp_path, monkeypatch):
+    # A relative work directory, as the rules pass it: jobflow enters each job's folder, the store must not.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "work").mkdir(parents=True)
+    (tmp_path / "results" / "work" / "stale_from_an_earlier_attempt.json").write_text("{}")
+    ok, failing = double(3.0), explode(1.0)
+    outputs = run_flow(Flow([ok, failing]), Path("results/work"))
+    assert outputs == {ok.uuid: 6.0}
+    assert job_error(Path("results/work")) == "explode failed with exception: ValueError: cannot take 1.0"
+    assert [path.name for path in tmp_path.iterdir()] == ["results"]
+    work = sorted(path.name for path in (tmp_path / "results" / "work").iterdir())
+    assert work[:2] == ["jobflow.log", "jobflow_data.json"] and work[2:3] == ["jobflow_outputs.json"]
+    assert len(work) == 5 and all(name.startswith("job_") for name in work[3:])
+    stored = json.loads((tmp_path / "results" / "work" / "jobflow_outputs.json").read_text())
+    assert [doc["output"] for doc in stored] == [6.0]
+
+
+@pytest.mark.slow
+def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # fcc Pb, one atom per cell, strained 4 %: CHGNet must bring it back to its own fcc reference.
+    pb = Structure(Lattice([[0, 2.475, 2.475], [2.475, 0, 2.475], [2.475, 2.475, 0]]), ["Pb"], [[0, 0, 0]])
+    pb.apply_strain([0.04, 0.0, -0.02])
+    relaxation = {"force_field": "CHGNet", "fmax": 0.05, "steps": 200, "relax_cell": True, "store_uri": None}
+    row, doc = validate_mlip(pb, relaxation, Path("results/Pb"), Path("results/references"))
+    assert row["status"] == "ok", row["reason"]
+    steps = doc.output.ionic_steps
+    assert len(doc.structure) == 1 and steps[-1].energy < steps[0].energy
+    assert abs(row["formation_energy_per_atom"]) < 0.01
+    assert [path.name for path in tmp_path.iterdir()] == ["results"]
+    assert list((tmp_path / "results" / "Pb" / "mlip_work").glob("job_*/final_atoms_object.xyz"))

@@ -73,6 +73,8 @@ def process_strategy(
     n_total = len(proposals.z)
     progress = tqdm(total=case.n_candidates, desc=f"{case.name}/{name}", unit="cand", leave=False)
     for start in range(0, n_total, batch_size):
+        if outcome.novel >= case.n_candidates:
+            break
         batch = slice(start, min(start + batch_size, n_total))
         z = proposals.z[batch]
         predicted = model.predict_properties(z)
@@ -83,8 +85,7 @@ def process_strategy(
             decoded = dict(zip(np.flatnonzero(meets).tolist(), zip(structures, reasons)))
         for offset in range(len(z)):
             if outcome.novel >= case.n_candidates:
-                progress.close()
-                return outcome
+                break
             outcome.generated += 1
             index = start + offset
             candidate_id = f"{case.name}-{name}-{index + 1:05d}"
