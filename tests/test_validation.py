@@ -33,14 +33,14 @@ def explode(value: float) -> float:
 def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]) -> pd.DataFrame:
     n = len(nsites)
     return pd.DataFrame({"id": [f"c-{strategies[i]}-{i:05d}" for i in range(n)], "strategy": strategies,
-                         "nsites": nsites, "valid": valid, "unique": [True] * n, "novel": [True] * n,
+                         "baseline": [s in ("random", "random_training") for s in strategies], "nsites": nsites, "valid": valid, "unique": [True] * n, "novel": [True] * n,
                          "cif": [f"cifs/{i}.cif" for i in range(n)]})
 
 
 def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
-    frame = candidates_frame([5, 3, 12, 2, 4], ["local_perturbation", "random", "gradient_ascent",
-                                                "local_perturbation", "gradient_ascent"],
-                             [True, True, True, False, True])
+    frame = candidates_frame([5, 3, 12, 2, 4, 1], ["local_perturbation", "random", "gradient_ascent",
+                                                   "local_perturbation", "gradient_ascent", "random_training"],
+                             [True, True, True, False, True, True])
     assert select_for_relaxation(frame) == [frame.id[0], frame.id[2], frame.id[4]]
     assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2}) == [frame.id[4], frame.id[0]]
 
@@ -178,9 +178,11 @@ def test_flows_run_in_their_work_dir_and_failures_keep_their_reason(tmp_path, mo
     assert outputs == {ok.uuid: 6.0}
     assert job_error(Path("results/work")) == "explode failed with exception: ValueError: cannot take 1.0"
     assert [path.name for path in tmp_path.iterdir()] == ["results"]
-    work = sorted(path.name for path in (tmp_path / "results" / "work").iterdir())
-    assert work[:2] == ["jobflow.log", "jobflow_data.json"] and work[2:3] == ["jobflow_outputs.json"]
-    assert len(work) == 5 and all(name.startswith("job_") for name in work[3:])
+    # The stale file of an earlier attempt is gone; one folder per job.
+    work = {path.name for path in (tmp_path / "results" / "work").iterdir()}
+    job_folders = {name for name in work if name.startswith("job_")}
+    assert work - job_folders == {"jobflow.log", "jobflow_data.json", "jobflow_outputs.json"}
+    assert len(job_folders) == 2
     stored = json.loads((tmp_path / "results" / "work" / "jobflow_outputs.json").read_text())
     assert [doc["output"] for doc in stored] == [6.0]
 

@@ -16,7 +16,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from icrdesign.io import write_csv, write_json, write_text
 from icrdesign.report import figures
 from icrdesign.report.similarity import fingerprints_from_text, nearest_neighbours
-from icrdesign.report.inputs import BASELINE_STRATEGY, ReportInputs, candidate_cif, load_inputs
+from icrdesign.report.inputs import BASELINE_STRATEGIES, ReportInputs, candidate_cif, load_inputs
 from icrdesign.report.summary import build_summary, summary_html, summary_markdown
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def structure_type(structure: Structure, symprec: float = 0.1) -> str:
 
 def gallery(generated: pd.DataFrame, limit: int) -> tuple[list[figures.GalleryEntry], dict[str, Any] | None]:
     """Gallery entries (one per structure type first, then the rest) and counts over all crystals."""
-    designed = generated[generated["strategy"] != BASELINE_STRATEGY]
+    designed = generated[~generated["strategy"].isin(BASELINE_STRATEGIES)]
     if designed.empty:
         return [], None
     parsed = []

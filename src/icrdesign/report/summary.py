@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icrdesign.report.inputs import BASELINE_STRATEGY, TIERS, ReportInputs
+from icrdesign.report.inputs import BASELINE_STRATEGIES, BASELINE_STRATEGY, TIERS, ReportInputs
 from icrdesign.report.success import case_windows, evaluate, is_target_case, lift, success_rate
 
 FUNNEL_KEYS = ("generated", "valid", "unique", "novel", "relaxed", "dft_done", "failed")
@@ -107,7 +107,7 @@ def build_summary(
         rows = evaluations[evaluations["case"] == case]
         base = training_base_rate(inputs.dataset, windows)
         random_rates = tier_rates(rows[rows["strategy"] == BASELINE_STRATEGY], windows)
-        designed = rows[rows["strategy"] != BASELINE_STRATEGY]
+        designed = rows[~rows["strategy"].isin(BASELINE_STRATEGIES)]
         tiers = _with_lifts(tier_rates(designed, windows), random_rates, base)
         strategies = {}
         strategy_names = sorted(set(rows["strategy"]) - {"external"})
@@ -123,7 +123,7 @@ def build_summary(
                 strategies[name]["dissimilarity"] = _dissimilarity_stats(dissimilarity.loc[mask, "min_dissimilarity"], cutoff)
         case_dissimilarity = None
         if dissimilarity is not None:
-            mask = (dissimilarity["case"] == case) & (dissimilarity["strategy"] != BASELINE_STRATEGY)
+            mask = (dissimilarity["case"] == case) & ~dissimilarity["strategy"].isin(BASELINE_STRATEGIES)
             case_dissimilarity = _dissimilarity_stats(dissimilarity.loc[mask, "min_dissimilarity"], cutoff)
         cases[case] = {
             "constraints": spec["constraints"],
@@ -157,7 +157,7 @@ def build_summary(
         "dissimilarity": None
         if dissimilarity is None
         else _dissimilarity_stats(
-            dissimilarity.loc[dissimilarity["strategy"] != BASELINE_STRATEGY, "min_dissimilarity"], cutoff
+            dissimilarity.loc[~dissimilarity["strategy"].isin(BASELINE_STRATEGIES), "min_dissimilarity"], cutoff
         ),
         "absent_inputs": list(inputs.absent),
         "rejected_rows": len(inputs.rejected),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from icrdesign.validation.gpaw import FAILURE_FILE
 
 # jobflow's local manager logs a failing job's traceback here (and nowhere else with log=False).
 JOBFLOW_LOG = "jobflow.log"
+LOG_RECORD = re.compile(r"^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.MULTILINE)
 
 
 def make_store(directory: Path, store_uri: str | None = None) -> JobStore:
@@ -77,14 +79,13 @@ def recorded_failures(work_dir: Path) -> list[dict[str, Any]]:
 
 
 def job_error(work_dir: Path) -> str:
-    """The last exception line of the last job that failed in WORK_DIR (from jobflow's log), or ''."""
+    """'<job> failed with exception: <last exception line>' of the last job that failed in WORK_DIR, or ''."""
     path = work_dir / JOBFLOW_LOG
-    if not path.exists():
+    records = LOG_RECORD.split(path.read_text()) if path.exists() else []
+    failures = [record for record in records if "failed with exception:" in record]
+    if not failures:
         return ""
-    lines = path.read_text().splitlines()
-    failed = [i for i, line in enumerate(lines) if "failed with exception" in line]
-    if not failed:
-        return ""
-    traceback = [line for line in lines[failed[-1] + 1:] if line.strip()]
-    tail = next((line for line in reversed(traceback) if not line.startswith((" ", "Traceback"))), "")
-    return f"{lines[failed[-1]].split(' INFO ', 1)[-1]} {tail}".strip()
+    headline, *traceback = failures[-1].strip().splitlines()
+    exception = next((line for line in reversed(traceback) if line and not line[0].isspace()
+                      and not line.startswith("Traceback")), "")
+    return f"{headline.split(' INFO ', 1)[-1]} {exception}".strip()

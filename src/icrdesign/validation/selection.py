@@ -6,7 +6,6 @@ from typing import Any
 
 import pandas as pd
 
-BASELINE_STRATEGY = "random"
 
 
 def _truthy(column: pd.Series) -> pd.Series:
@@ -14,11 +13,15 @@ def _truthy(column: pd.Series) -> pd.Series:
 
 
 def select_for_relaxation(candidates: pd.DataFrame) -> list[str]:
-    """Ids of the valid, unique, novel candidates of every strategy but the random baseline (with a CIF)."""
+    """Ids of the valid, unique, novel candidates with a CIF, baseline strategies excluded.
+
+    The random baselines (``baseline`` column: prior draws and perturbed random training crystals)
+    measure chance; they are not design output and are not validated.
+    """
     if candidates.empty:
         return []
     keep = (_truthy(candidates["valid"]) & _truthy(candidates["unique"]) & _truthy(candidates["novel"])
-            & (candidates["strategy"] != BASELINE_STRATEGY)
+            & ~_truthy(candidates["baseline"])
             & candidates["cif"].fillna("").astype(str).str.len().gt(0))
     return candidates.loc[keep, "id"].astype(str).tolist()
 
