@@ -50,3 +50,6 @@ rule all:
     input:
         rules.paper_figures.input,
         f"{RESULTS}/report/summary.json",
+        # Per-candidate results as targets: Snakemake regenerates a deleted intermediate file only
+        # when a target needs it, and a deleted DFT result must rerun that one job.
+        validation_results,

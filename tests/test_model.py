@@ -241,7 +241,7 @@ def test_train_stage_writes_every_output(trained_stage: dict[str, Path]) -> None
 def test_model_checkpoint_loads_with_weights_only(trained_stage: dict[str, Path]) -> None:
     state = torch.load(trained_stage["model"] / "model.pt", weights_only=True)
     assert state["epoch"] == 3 and {"model", "optimizer", "scheduler", "metadata"} <= set(state)
-    assert state["metadata"]["config"]["model"]["beta"] == 2.0
+    assert state["metadata"]["config"]["model"]["beta"] == load_config()["model"]["beta"]
     assert state["metadata"]["property_scaler"]["names"] == ["formation_energy_per_atom", "band_gap"]
 
 

@@ -314,7 +314,7 @@ def test_parallel_parsing_matches_serial() -> None:
     prototypes = known_crystals()
     for i in range(150):
         base = prototypes[i % 6].copy()
-        base.perturb(0.05, min_distance=0.01)
+        base.perturb(0.05, min_distance=0.01, seed=i)
         base.apply_strain(rng.uniform(-0.05, 0.05))
         crystals.append(base)
     icr = ICR(fourier=True)

@@ -33,7 +33,8 @@ def explode(value: float) -> float:
 def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]) -> pd.DataFrame:
     n = len(nsites)
     return pd.DataFrame({"id": [f"c-{strategies[i]}-{i:05d}" for i in range(n)], "strategy": strategies,
-                         "baseline": [s in ("random", "random_training") for s in strategies], "nsites": nsites, "valid": valid, "unique": [True] * n, "novel": [True] * n,
+                         "baseline": [s in ("random", "random_training") for s in strategies], "nsites": nsites,
+                         "valid": valid, "unique": [True] * n, "novel": [True] * n,
                          "cif": [f"cifs/{i}.cif" for i in range(n)]})
 
 
@@ -201,3 +202,34 @@ def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd
     assert abs(row["formation_energy_per_atom"]) < 0.01
     assert [path.name for path in tmp_path.iterdir()] == ["results"]
     assert list((tmp_path / "results" / "Pb" / "mlip_work").glob("job_*/final_atoms_object.xyz"))
+
+
+def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_path):
+    """validation.smk deletes failed result files while parsing, so a real rerun retries them; `-n` must not."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parent.parent
+    ok = {"status": "ok", "reason": ""}
+    failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
+    write_result(tmp_path / "results/validation/Ef/c1/dft.json", failed, {})
+    write_result(tmp_path / "results/validation/Ef/c2/mlip.json", ok, {})
+    # An up-to-date target (newer than its input, judged by modification time only): nothing to run.
+    target = "results/validation/references/CHGNet/Pb.json"
+    write_result(tmp_path / target, {"element": "Pb", "energy_per_atom": -3.66}, {})
+    os.utime(tmp_path / target, (time.time() + 3600, time.time() + 3600))
+
+    def snakemake(*args: str) -> None:
+        done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
+                               "--directory", str(tmp_path), "--configfile", str(repo / "tests/e2e_config.yaml"),
+                               "--rerun-triggers", "mtime", "--cores", "1", *args, target],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-3000:]
+
+    snakemake("--dry-run")
+    assert failed_results(tmp_path / "results/validation") == [tmp_path / "results/validation/Ef/c1/dft.json"]
+    snakemake()
+    assert failed_results(tmp_path / "results/validation") == []
+    assert (tmp_path / "results/validation/Ef/c2/mlip.json").exists()

@@ -20,9 +20,14 @@ def structures_match(original: Structure, decoded: Structure | None) -> bool:
     """Same (reduced) composition and a StructureMatcher match at the tight round-trip tolerances.
 
     Reduced, because the niggli_primitive form returns the primitive cell of a conventional one.
+    Cells with equal site counts are first compared as given (primitive_cell=False, the stricter
+    test): the matcher's own primitive reduction (0.25 A tolerance) can reduce a slightly perturbed
+    near-supercell but not the same crystal with a shifted origin, a false mismatch.
     """
     if decoded is None or original.composition.reduced_composition != decoded.composition.reduced_composition:
         return False
+    if len(original) == len(decoded) and StructureMatcher(**MATCH_TOLERANCES, scale=False, primitive_cell=False).fit(original, decoded):
+        return True
     return bool(StructureMatcher(**MATCH_TOLERANCES, scale=False).fit(original, decoded))
 
 

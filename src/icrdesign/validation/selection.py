@@ -7,7 +7,6 @@ from typing import Any
 import pandas as pd
 
 
-
 def _truthy(column: pd.Series) -> pd.Series:
     return column.astype(str).str.lower().isin({"true", "1", "1.0"})
 
