@@ -204,6 +204,7 @@ def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd
     assert list((tmp_path / "results" / "Pb" / "mlip_work").glob("job_*/final_atoms_object.xyz"))
 
 
+@pytest.mark.slow
 def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_path):
     """validation.smk deletes failed result files while parsing, so a real rerun retries them; `-n` must not."""
     import os
