@@ -28,6 +28,7 @@ class Architecture:
     strides: tuple[int, ...] = (2, 2, 1)
     dense_units: int = 1024
     property_hidden: tuple[int, ...] = field(default=(128, 32))
+    property_dropout: float = 0.0
 
     @classmethod
     def from_settings(cls, model_section: dict[str, Any], n_rows: int, n_channels: int) -> Architecture:
@@ -41,6 +42,7 @@ class Architecture:
             strides=tuple(model_section["strides"]),
             dense_units=model_section["dense_units"],
             property_hidden=tuple(model_section["property_hidden"]),
+            property_dropout=model_section["property_dropout"],
         )
 
     @classmethod
@@ -101,6 +103,8 @@ class PropertyVAE(nn.Module):
         in_units = arch.latent_dim
         for units in arch.property_hidden:
             hidden += [nn.Linear(in_units, units), _act()]
+            if arch.property_dropout > 0:
+                hidden.append(nn.Dropout(arch.property_dropout))
             in_units = units
         hidden.append(nn.Linear(in_units, arch.n_properties))
         self.property_head = nn.Sequential(*hidden)
@@ -143,10 +147,17 @@ def vae_loss(
     target: torch.Tensor,
     beta: float,
     property_weight: float,
+    row_weights: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Per-crystal SSE reconstruction + beta * KL + property_weight * property MSE, averaged over the batch."""
+    """Per-crystal SSE reconstruction + beta * KL + property_weight * property MSE, averaged over the batch.
+
+    ``row_weights`` (one per representation row) weight each row's squared errors in the SSE.
+    """
     mean, logvar = mean.float(), logvar.float()
-    recon = (reconstruction.float() - x).pow(2).flatten(1).sum(1).mean()
+    squared = (reconstruction.float() - x).pow(2)
+    if row_weights is not None:
+        squared = squared * row_weights[None, :, None]
+    recon = squared.flatten(1).sum(1).mean()
     kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp())).sum(1).mean()
     prop = F.mse_loss(predicted.float(), target)
     return LossTerms(recon + beta * kl + property_weight * prop, recon, kl, prop)

@@ -65,6 +65,15 @@ def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def reconstruction_row_weights(icr: ICR, block_weights: dict[str, float]) -> np.ndarray:
+    """Loss weight of every representation row from the weight of its block (blocks not named: 1;
+    a weight for a block this ICR lacks, e.g. fourier when it is off, is unused)."""
+    weights = np.ones(icr.n_rows, dtype=np.float32)
+    for name, (start, stop) in icr.blocks.items():
+        weights[start:stop] = block_weights.get(name, 1.0)
+    return weights
+
+
 def train_model(
     encoded_dir: Path, dataset_path: Path, config: dict[str, Any], out_dir: Path, show_progress: bool = True
 ) -> dict[str, Any]:
@@ -92,6 +101,7 @@ def train_model(
         arrays=data.scaler.transform(data.raw[labelled]),
         targets=property_scaler.transform(data.properties[labelled]),
         split=split[labelled],
+        row_weights=reconstruction_row_weights(data.icr, settings["reconstruction_weights"]),
     )
     log.info("training on %d crystals (%s), representation %d x %d", labelled.sum(),
              {name: int((training_data.split == name).sum()) for name in ("train", "val", "test")},

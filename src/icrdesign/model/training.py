@@ -34,11 +34,13 @@ LOSS_TERMS = ("loss", "reconstruction", "kl", "property")
 
 @dataclass
 class TrainingData:
-    """Scaled arrays (N x rows x channels), normalised targets (N x properties) and split labels."""
+    """Scaled arrays (N x rows x channels), normalised targets (N x properties), split labels and the
+    reconstruction-loss weight of every row (None: all 1)."""
 
     arrays: np.ndarray
     targets: np.ndarray
     split: np.ndarray
+    row_weights: np.ndarray | None = None
 
     def part(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.split == name
@@ -46,7 +48,8 @@ class TrainingData:
 
     def digest(self) -> str:
         hasher = hashlib.sha256()
-        for array in (self.arrays, self.targets, self.split.astype(str)):
+        weights = self.row_weights if self.row_weights is not None else np.ones(0)
+        for array in (self.arrays, self.targets, self.split.astype(str), weights):
             hasher.update(np.ascontiguousarray(array).tobytes())
         return hasher.hexdigest()[:16]
 
@@ -89,11 +92,24 @@ def kl_weight(model_section: dict[str, Any], epoch: int) -> float:
 
 def _optimizer(vae: PropertyVAE, model_section: dict[str, Any]) -> torch.optim.Optimizer:
     lr = model_section["learning_rate"]
+    # Weight decay only on the property head, whose small data set it overfits; the VAE has none.
+    head = list(vae.property_head.parameters())
+    head_ids = {id(p) for p in head}
+    groups = [
+        {"params": [p for p in vae.parameters() if id(p) not in head_ids], "weight_decay": 0.0},
+        {"params": head, "weight_decay": model_section["property_weight_decay"]},
+    ]
     if model_section["optimizer"] == "rmsprop":
         # Keras' RMSprop constants (rho 0.9, eps 1e-7), as in the paper's implementation; torch's
         # alpha 0.99 takes ~10x-lr first steps that blow up the log-variance head.
-        return torch.optim.RMSprop(vae.parameters(), lr=lr, alpha=0.9, eps=1e-7)
-    return torch.optim.Adam(vae.parameters(), lr=lr)
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-7)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def warmup_factor(model_section: dict[str, Any], epoch: int) -> float:
+    """Learning-rate multiplier, ramped linearly over the first ``lr_warmup_epochs`` epochs (1-based)."""
+    warmup = model_section["lr_warmup_epochs"]
+    return min(1.0, epoch / warmup) if warmup > 0 else 1.0
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -116,23 +132,27 @@ def _run_epoch(
     device: torch.device,
     optimizer: torch.optim.Optimizer | None,
     generator: torch.Generator | None,
+    row_weights: torch.Tensor | None,
 ) -> dict[str, float]:
     """One pass; trains when an optimizer is given, else evaluates. Returns per-crystal mean losses."""
     training = optimizer is not None
     vae.train(training)
     sums = dict.fromkeys(LOSS_TERMS, 0.0)
     amp = model_section["mixed_precision"]
+    clip = model_section["gradient_clip_norm"]
     with torch.set_grad_enabled(training):
         for index in _batches(len(x), model_section["batch_size"], generator):
             xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
             with _autocast(device, amp):
                 recon, mean, logvar, predicted = vae(xb)
             terms: LossTerms = vae_loss(
-                xb, recon, mean, logvar, predicted, yb, beta, model_section["property_weight"]
+                xb, recon, mean, logvar, predicted, yb, beta, model_section["property_weight"], row_weights
             )
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(vae.parameters(), clip)
                 optimizer.step()
             for key, value in zip(LOSS_TERMS, (terms.total, terms.reconstruction, terms.kl, terms.property)):
                 sums[key] += float(value.detach()) * len(index)
@@ -215,6 +235,7 @@ def fit(
         raise ValueError(f"need train and val crystals, got {len(x_train)} train and {len(x_val)} val")
     if device.type == "cuda":
         x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
+    row_weights = torch.from_numpy(data.row_weights).float().to(device) if data.row_weights is not None else None
 
     max_epochs = model_section["max_epochs"]
     epochs = range(state["epoch"] + 1, max_epochs + 1)
@@ -228,14 +249,22 @@ def fit(
         torch.manual_seed(seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         beta = kl_weight(model_section, epoch)
-        train_terms = _run_epoch(vae, x_train, y_train, model_section, beta, device, optimizer, generator)
-        val_terms = _run_epoch(vae, x_val, y_val, model_section, model_section["beta"], device, None, None)
+        warming_up = epoch <= model_section["lr_warmup_epochs"]
+        if warming_up:
+            for group in optimizer.param_groups:
+                group["lr"] = model_section["learning_rate"] * warmup_factor(model_section, epoch)
+        train_terms = _run_epoch(vae, x_train, y_train, model_section, beta, device, optimizer, generator, row_weights)
+        val_terms = _run_epoch(
+            vae, x_val, y_val, model_section, model_section["beta"], device, None, None, row_weights
+        )
         if not np.isfinite(train_terms["loss"]):
             raise FloatingPointError(
                 f"training diverged at epoch {epoch} (loss {train_terms['loss']}); "
                 f"lower 'model.learning_rate' (now {model_section['learning_rate']})"
             )
-        scheduler.step(val_terms["loss"])
+        # The plateau schedule takes over once the warm-up has reached the full learning rate.
+        if not warming_up:
+            scheduler.step(val_terms["loss"])
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "beta": beta, "seconds": seconds}
         row |= {f"train_{k}": v for k, v in train_terms.items()} | {f"val_{k}": v for k, v in val_terms.items()}
