@@ -22,7 +22,9 @@ from pymatgen.core import Element, Lattice, Structure
 from icrdesign.config import load_config
 from icrdesign.model import Architecture, PropertyScaler, PropertyVAE, TrainingData, fit, load_trained, vae_loss
 from icrdesign.model.metrics import match_table, reconstruction_metrics
-from icrdesign.model.training import CHECKPOINT_NAME, load_checkpoint
+from icrdesign.model.pipeline import reconstruction_row_weights
+from icrdesign.model.training import CHECKPOINT_NAME, _optimizer, load_checkpoint
+from icrdesign.representation import ICR
 from icrdesign.representation.cli import encode_dataset
 from icrdesign.split import split_ids
 
@@ -116,6 +118,35 @@ def test_loss_terms_have_known_values() -> None:
     assert float(terms.total) == pytest.approx(2.0 * 2.0 + 10.0 * 0.01)
 
 
+def test_row_weights_scale_each_rows_squared_error() -> None:
+    x = torch.zeros(1, 3, 2)
+    zero = torch.zeros(1, 4)
+    weights = torch.tensor([10.0, 0.0, 1.0])
+    terms = vae_loss(x, torch.ones_like(x), zero, zero, zero[:, :2], zero[:, :2], 0.0, 0.0, row_weights=weights)
+    assert float(terms.reconstruction) == pytest.approx(2 * 10.0 + 0.0 + 2 * 1.0)
+
+
+def test_reconstruction_row_weights_follow_the_icr_blocks() -> None:
+    icr = ICR(elements=["Na", "Cl", "O"])
+    weights = reconstruction_row_weights(icr, {"elements": 10.0, "occupancy": 5.0, "fourier": 3.0})
+    assert weights.shape == (icr.n_rows,)
+    for name, (start, stop) in icr.blocks.items():
+        assert set(weights[start:stop]) == {{"elements": 10.0, "occupancy": 5.0}.get(name, 1.0)}
+
+
+def test_property_dropout_and_weight_decay_touch_only_the_property_branch() -> None:
+    section = _model_section(**SMALL, property_dropout=0.5, property_weight_decay=0.01, optimizer="adam")
+    vae = PropertyVAE(Architecture.from_settings(section, n_rows=12, n_channels=4))
+    assert sum(isinstance(m, torch.nn.Dropout) for m in vae.property_head) == len(SMALL["property_hidden"])
+    assert not any(isinstance(m, torch.nn.Dropout) for m in vae.modules() if m not in set(vae.property_head))
+    optimizer = _optimizer(vae, section)
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(p) for p in vae.property_head.parameters()}
+    vae.eval()
+    z = torch.randn(5, SMALL["latent_dim"])
+    assert torch.equal(vae.predict(z), vae.predict(z))  # no dropout at inference
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.floats(-5, 5), st.floats(0, 8)), min_size=2, max_size=20))
 def test_property_scaler_inverts_exactly(values: list[tuple[float, float]]) -> None:
@@ -145,6 +176,16 @@ def test_resumed_training_continues_at_the_next_epoch_and_equals_an_uninterrupte
         assert torch.equal(tensor, resumed.vae.state_dict()[key]), key
     state = load_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)
     assert state["epoch"] == 4 and state["metadata"] == {"note": "x"}
+
+
+def test_learning_rate_warms_up_linearly_and_survives_a_restart(tmp_path: Path) -> None:
+    data = _synthetic_data()
+    section = _model_section(**SMALL, learning_rate=0.003, lr_warmup_epochs=3, gradient_clip_norm=1.0,
+                             lr_patience=100)
+    fit(data, section | {"max_epochs": 2}, 7, tmp_path, {}, False)
+    resumed = fit(data, section | {"max_epochs": 4}, 7, tmp_path, {}, False)
+    assert resumed.resumed_from == 2
+    assert [row["lr"] for row in resumed.history] == pytest.approx([0.001, 0.002, 0.003, 0.003])
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
                                                    "local_perturbation", "gradient_ascent", "random_training"],
                              [True, True, True, False, True, True])
     assert select_for_relaxation(frame) == [frame.id[0], frame.id[2], frame.id[4]]
+    frame["surrogate_success"] = [False, False, True, False, False, False]
+    # Capped: the surrogate-confirmed candidate first, then the smallest cell; original order kept.
+    assert select_for_relaxation(frame, max_candidates=2) == [frame.id[2], frame.id[4]]
     assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2}) == [frame.id[4], frame.id[0]]
 
 

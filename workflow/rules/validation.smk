@@ -48,8 +48,9 @@ def validation_results(wildcards):
     paths = []
     for case in config["sampling"]["cases"]:
         candidates = case_candidates(case)
-        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in select_for_relaxation(candidates)]
-        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in select_for_dft(candidates, config["dft"])]
+        cap = config["relaxation"]["max_candidates_per_case"]
+        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in select_for_relaxation(candidates, cap)]
+        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in select_for_dft(candidates, config["dft"], cap)]
     return paths
 
 

@@ -28,8 +28,9 @@ def export_flows(design_dir: Path, config: dict, out_dir: Path) -> list[Path]:
     for case_dir in sorted(path for path in design_dir.iterdir() if (path / "candidates.csv").exists()):
         candidates = pd.read_csv(case_dir / "candidates.csv")
         cif_of = dict(zip(candidates["id"].astype(str), candidates["cif"].astype(str)))
-        dft_ids = set(select_for_dft(candidates, config["dft"]))
-        for candidate_id in select_for_relaxation(candidates):
+        cap = config["relaxation"]["max_candidates_per_case"]
+        dft_ids = set(select_for_dft(candidates, config["dft"], cap))
+        for candidate_id in select_for_relaxation(candidates, cap):
             structure = Structure.from_file(str(case_dir / cif_of[candidate_id]))
             flows = {"mlip": Flow([force_field_maker(config["relaxation"]).make(structure)], name=candidate_id)}
             if candidate_id in dft_ids:

@@ -11,23 +11,29 @@ def _truthy(column: pd.Series) -> pd.Series:
     return column.astype(str).str.lower().isin({"true", "1", "1.0"})
 
 
-def select_for_relaxation(candidates: pd.DataFrame) -> list[str]:
+def select_for_relaxation(candidates: pd.DataFrame, max_candidates: int | None = None) -> list[str]:
     """Ids of the valid, unique, novel candidates with a CIF, baseline strategies excluded.
 
     The random baselines (``baseline`` column: prior draws and perturbed random training crystals)
-    measure chance; they are not design output and are not validated.
+    measure chance; they are not design output and are not validated. With ``max_candidates`` set,
+    surrogate-confirmed candidates go first, then the smallest cells (cheapest to validate).
     """
     if candidates.empty:
         return []
     keep = (_truthy(candidates["valid"]) & _truthy(candidates["unique"]) & _truthy(candidates["novel"])
             & ~_truthy(candidates["baseline"])
             & candidates["cif"].fillna("").astype(str).str.len().gt(0))
-    return candidates.loc[keep, "id"].astype(str).tolist()
+    chosen = candidates.loc[keep]
+    if max_candidates is not None and len(chosen) > max_candidates:
+        ranked = chosen.assign(_confirmed=_truthy(chosen["surrogate_success"]), _id=chosen["id"].astype(str))
+        ranked = ranked.sort_values(["_confirmed", "nsites", "_id"], ascending=[False, True, True], kind="stable")
+        chosen = chosen.loc[sorted(ranked.index[:max_candidates])]
+    return chosen["id"].astype(str).tolist()
 
 
-def select_for_dft(candidates: pd.DataFrame, dft_settings: dict[str, Any]) -> list[str]:
+def select_for_dft(candidates: pd.DataFrame, dft_settings: dict[str, Any], max_relaxed: int | None = None) -> list[str]:
     """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites."""
-    chosen = candidates[candidates["id"].astype(str).isin(select_for_relaxation(candidates))]
+    chosen = candidates[candidates["id"].astype(str).isin(select_for_relaxation(candidates, max_relaxed))]
     chosen = chosen[chosen["nsites"].astype(int) <= int(dft_settings["max_sites"])]
     chosen = chosen.sort_values(["nsites", "id"], kind="stable")
     return chosen["id"].astype(str).head(int(dft_settings["max_candidates_per_case"])).tolist()
