@@ -106,6 +106,8 @@ rule dft:
         config=section_config_file("relaxation", "dft"),
         candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
         references=reference_files(DFT_ENGINE),
+        # DFT starts from the MLIP-relaxed cell when that relaxation succeeded (fewer DFT steps).
+        mlip=f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
     output:
         f"{VALIDATION}/{{case}}/{{candidate}}/dft.json",
     params:
@@ -121,6 +123,7 @@ rule dft:
     shell:
         "{PY} icrdesign.cli dft {params.cif} --engine {DFT_ENGINE} --config {input.config} "
         "--case {wildcards.case} --candidate-id {wildcards.candidate} "
+        "--prerelaxed {VALIDATION}/{wildcards.case}/{wildcards.candidate}/mlip_relaxed.cif "
         "--references {VALIDATION}/references/{DFT_ENGINE} "
         "--out {VALIDATION}/{wildcards.case}/{wildcards.candidate} > {log} 2>&1"
 

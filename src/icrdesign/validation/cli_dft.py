@@ -23,6 +23,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--engine", choices=["gpaw", "vasp"], default=None, help="default: config dft.engine")
     parser.add_argument("--relax", action=argparse.BooleanOptionalAction, default=None,
                         help="relax before the static (default: config dft.relax)")
+    parser.add_argument("--prerelaxed", type=Path, default=None,
+                        help="start from this MLIP-relaxed structure when it exists (else from STRUCTURE)")
     args = parser.parse_args(argv)
     check_arguments(parser, args)
     config = settings(args)
@@ -33,9 +35,11 @@ def main(argv: list[str]) -> int:
                                 config["relaxation"]["store_uri"])[args.reference_element]
         print_summary(record, ["element", "kind", "energy_per_atom"])
         return 0
-    row, task_docs = validate_dft(read_structure(args.structure), dft, args.out, references, relax=args.relax,
+    start = args.prerelaxed if args.prerelaxed is not None and args.prerelaxed.exists() else args.structure
+    row, task_docs = validate_dft(read_structure(start), dft, args.out, references, relax=args.relax,
                                   store_uri=config["relaxation"]["store_uri"])
-    row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
+    row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row,
+           "start_structure": str(start)}
     write_result(args.out / "dft.json", row, {f"dft_{name}_taskdoc": doc for name, doc in task_docs.items()})
     print_summary(row, SUMMARY_KEYS)
     return 0

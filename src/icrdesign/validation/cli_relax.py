@@ -11,8 +11,10 @@ from pathlib import Path
 from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_summary, read_structure,
                                              settings)
 from icrdesign.validation.mlip import mlip_references, validate_mlip
+from icrdesign.io import write_text
 from icrdesign.validation.results import write_result
 
+RELAXED_CIF = "mlip_relaxed.cif"
 SUMMARY_KEYS = ["formula", "nsites", "energy_per_atom", "band_gap", "formation_energy_per_atom", "engine",
                 "status", "wall_s"]
 
@@ -30,6 +32,9 @@ def main(argv: list[str]) -> int:
         return 0
     row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
     row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
+    if task_doc is not None:
+        # The DFT tier starts from this structure: the MLIP has done the bulk of the relaxation.
+        write_text(args.out / RELAXED_CIF, task_doc.structure.to(fmt="cif"))
     write_result(args.out / "mlip.json", row, {"mlip_taskdoc": task_doc} if task_doc is not None else {})
     print_summary(row, SUMMARY_KEYS)
     return 0
