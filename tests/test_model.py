@@ -197,8 +197,11 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
 
 def test_early_stopping_ends_training_without_validation_gain(tmp_path: Path) -> None:
     data = _synthetic_data()
+    # The paper's optimiser and loss settings, under which a 1e-7 rate makes no validation progress.
     result = fit(data, _model_section(**SMALL, max_epochs=40, learning_rate=1e-7, early_stopping_patience=2,
-                                      lr_patience=0), 7, tmp_path, {}, False)
+                                      lr_patience=0, optimizer="rmsprop", lr_warmup_epochs=0, property_dropout=0.0,
+                                      property_weight_decay=0.0, gradient_clip_norm=0, property_weight=10.0), 7, tmp_path, {},
+                 False)
     assert result.epochs < 40
     assert result.checkpoint["stopped_early"]
     # Every epoch without gain also made ReduceLROnPlateau (patience 0) cut the rate.
