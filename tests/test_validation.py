@@ -109,7 +109,7 @@ def test_result_files_table_and_failed_detection(tmp_path):
 def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Na", "Cl"],
                                           [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
-    structure.perturb(0.15, min_distance=0.05)
+    structure.perturb(0.15, min_distance=0.05, seed=3)
     relaxation = {"force_field": "CHGNet", "fmax": 0.05, "steps": 300, "relax_cell": True, "store_uri": None}
     row, doc = validate_mlip(structure, relaxation, tmp_path / "cand", tmp_path / "refs")
     assert row["status"] == "ok", row["reason"]

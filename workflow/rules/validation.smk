@@ -19,7 +19,10 @@ DFT_ENGINE = config["dft"]["engine"]
 # it reports failed candidates as done, while the real run retries them) and never in a cluster or
 # subprocess job that re-reads this file while others run. A run where everything succeeded leaves
 # nothing to delete, so a rerun with nothing changed does nothing.
-if workflow.is_main_process and not (workflow.output_settings and workflow.output_settings.dryrun):
+# `dft.retry_failed: false` keeps failures as final results (a deterministic failure then costs
+# nothing on later runs).
+if (config["dft"]["retry_failed"] and workflow.is_main_process
+        and not (workflow.output_settings and workflow.output_settings.dryrun)):
     for failed in failed_results(Path(VALIDATION)):
         failed.unlink()
 
