@@ -215,6 +215,8 @@ def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_p
     import sys
     import time
 
+    import yaml
+
     repo = Path(__file__).resolve().parent.parent
     ok = {"status": "ok", "reason": ""}
     failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
@@ -225,9 +227,14 @@ def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_p
     write_result(tmp_path / target, {"element": "Pb", "energy_per_atom": -3.66}, {})
     os.utime(tmp_path / target, (time.time() + 3600, time.time() + 3600))
 
+    # The e2e config keeps failures final; this test is about the default, retrying behaviour.
+    config = yaml.safe_load((repo / "tests/e2e_config.yaml").read_text())
+    config["dft"]["retry_failed"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+
     def snakemake(*args: str) -> None:
         done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
-                               "--directory", str(tmp_path), "--configfile", str(repo / "tests/e2e_config.yaml"),
+                               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
                                "--rerun-triggers", "mtime", "--cores", "1", *args, target],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-3000:]
