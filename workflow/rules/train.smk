@@ -24,7 +24,8 @@ rule train:
         mem_mb=resources_for("train")["mem_mb"],
         runtime=resources_for("train")["runtime"],
         # snakemake-executor-plugin-slurm turns `gpu` into a GPU request; 0 asks for none.
-        gpu=resources_for("train").get("gpus", 0),
+        # `model.device: cuda` needs one even when resources.train.gpus is left at 0.
+        gpu=resources_for("train").get("gpus", 0) or int(config["model"]["device"] == "cuda"),
     shell:
         "{PY} icrdesign.cli train --encoded {RESULTS}/encoded --dataset {input.dataset} "
         "--config {input.config} --out {RESULTS}/model --threads {threads} --no-progress > {log} 2>&1"
