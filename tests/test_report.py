@@ -106,12 +106,29 @@ def test_nearest_neighbours_matches_brute_force(n_query, n_ref, dim, seed):
             assert brute[i, indices[i]] == pytest.approx(brute[i].min())
 
 
+def test_one_fingerprint_per_geometry(tmp_path, monkeypatch):
+    salt, other_salt = rocksalt(), rocksalt("Mg", "O", 4.21)
+    strained = rocksalt()
+    strained.apply_strain([0.03, 0.0, 0.0])
+    assert fp.geometry_key(salt) == fp.geometry_key(other_salt)  # substituted and scaled: same geometry
+    assert fp.geometry_key(salt) != fp.geometry_key(strained)
+    calls = []
+    real = fp._fingerprint_text
+    monkeypatch.setattr(fp, "_fingerprint_text", lambda item: calls.append(item) or real(item))
+    matrix, errors = fp.fingerprints_from_text([fp.serialise(s) for s in (salt, other_salt, strained)])
+    assert len(calls) == 2 and errors == [None, None, None]
+    # The shared row is exactly what the featurizer gives the second crystal on its own.
+    np.testing.assert_allclose(matrix[1], fp.fingerprint(other_salt), atol=1e-12)
+    assert np.linalg.norm(matrix[2] - matrix[0]) > 0
+
+
 def test_fingerprint_cache_is_reused(tmp_path, monkeypatch):
     items = [fp.serialise(rocksalt()), fp.serialise(zincblende())]
     cache = tmp_path / "fp.npz"
     first, errors = fp.fingerprints_from_text(items + [("cif", "not a cif")], cache)
     assert errors[:2] == [None, None] and errors[2] is not None and np.isnan(first[2]).all()
     monkeypatch.setattr(fp, "_fingerprint_text", lambda item: pytest.fail("cache miss"))
+    monkeypatch.setattr(fp, "_geometry_key_of_text", lambda item: pytest.fail("parsed a known text"))
     second, errors = fp.fingerprints_from_text(items + [("cif", "not a cif")], cache)
     np.testing.assert_array_equal(first, second)
     assert errors[2] is not None
