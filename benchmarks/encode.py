@@ -185,10 +185,17 @@ def main() -> None:
         reference_decoded = [reference_decode(icr, array) for array in encoded[: args.n_reference]]
         reference_decode_s = min(reference_decode_s, time.perf_counter() - start)
 
-    max_abs_diff = float(np.abs(reference_arrays - batch.array[: len(reference_set)]).max())
+    difference = np.abs(reference_arrays - batch.array[: len(reference_set)])
+    max_abs_diff = float(difference.max())
+    # The Fourier block (values up to ~5,000: atomic mass x sites) agrees at float32 resolution of its
+    # largest value per crystal; every other block to 1e-5 relative.
+    fourier = np.zeros(reference_arrays.shape[1], dtype=bool)
+    fourier[slice(*icr.blocks["fourier"])] = True
+    fourier_scale = np.abs(reference_arrays[:, fourier]).max(axis=(1, 2), keepdims=True)
     encode_agrees = bool(
         batch.mask[: len(reference_set)].all()
-        and np.allclose(batch.array[: len(reference_set)], reference_arrays, rtol=1e-5, atol=1e-4)
+        and np.allclose(batch.array[: len(reference_set)][:, ~fourier], reference_arrays[:, ~fourier], rtol=1e-5, atol=1e-4)
+        and (difference[:, fourier] <= 1e-4 + 1e-5 * fourier_scale).all()
     )
     decode_agrees = all(same_structure(a, b) for a, b in zip(decoded, reference_decoded))
 

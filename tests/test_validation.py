@@ -47,6 +47,10 @@ def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
     # Capped: the surrogate-confirmed candidate first, then the smallest cell; original order kept.
     assert select_for_relaxation(frame, max_candidates=2) == [frame.id[2], frame.id[4]]
     assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2}) == [frame.id[4], frame.id[0]]
+    # f-block exclusion: the 4-site PrO2 is skipped, the next smallest takes its place.
+    frame["formula"] = ["NaCl", "KBr", "LiF", "MgO", "PrO2", "CaS"]
+    assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2,
+                                  "exclude_elements": ["Pr", "Ce"]}) == [frame.id[0]]
 
 
 @settings(max_examples=30, deadline=None)
@@ -140,6 +144,7 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     candidates = candidates_frame([2, 8, 2], ["local_perturbation", "local_perturbation", "random"], [True] * 3)
     candidates["id"] = list(structures)
     candidates["cif"] = [f"cifs/{candidate_id}.cif" for candidate_id in structures]
+    candidates["formula"] = [s.composition.reduced_formula for s in structures.values()]
     candidates.to_csv(case_dir / "candidates.csv", index=False)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"dft": {"max_candidates_per_case": 1, "max_sites": 8, "relax": True}}))

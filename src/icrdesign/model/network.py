@@ -29,6 +29,10 @@ class Architecture:
     dense_units: int = 1024
     property_hidden: tuple[int, ...] = field(default=(128, 32))
     property_dropout: float = 0.0
+    # What the property branch reads while training: the latent mean (paper) or the sampled latent
+    # vector (the branch then learns properties that hold in each mean's neighbourhood, which is
+    # where local-perturbation sampling looks). Predictions always read the mean.
+    property_input: str = "mean"
 
     @classmethod
     def from_settings(cls, model_section: dict[str, Any], n_rows: int, n_channels: int) -> Architecture:
@@ -43,6 +47,7 @@ class Architecture:
             dense_units=model_section["dense_units"],
             property_hidden=tuple(model_section["property_hidden"]),
             property_dropout=model_section["property_dropout"],
+            property_input=model_section["property_input"],
         )
 
     @classmethod
@@ -127,7 +132,7 @@ class PropertyVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, logvar = self.encode(x)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if self.training else mean
-        return self.decode(z), mean, logvar, self.predict(mean)
+        return self.decode(z), mean, logvar, self.predict(z if self.arch.property_input == "sample" else mean)
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,18 @@ def transformed_properties(
     (two zeroed (N, D, K) arrays, e.g. views of the ICR array's Fourier block).
 
     Crystals are processed in groups of equal site count so that the cosines and sines, the
-    costly part, are evaluated for real sites only.
+    costly part, are evaluated for real sites only. The phase h . f is formed in float64 and
+    reduced to [-1/2, 1/2] turns there; only then are cosine and sine taken in float32 (about 10x
+    faster than float64 here), so their error stays at float32 resolution, the precision the ICR
+    array stores anyway.
     """
     real, imag = out
     for count in np.unique(n_sites[n_sites > 0]).tolist():
         rows = np.flatnonzero(n_sites == count)
-        phase = (2.0 * np.pi) * (frac_coords[rows, :count] @ miller[rows].transpose(0, 2, 1).astype(np.float64))
-        weights = site_descriptors[rows, :count].transpose(0, 2, 1)  # (m, D, count)
+        turns = frac_coords[rows, :count] @ miller[rows].transpose(0, 2, 1).astype(np.float64)
+        turns -= np.rint(turns)
+        phase = turns.astype(np.float32)
+        phase *= np.float32(2.0 * np.pi)
+        weights = site_descriptors[rows, :count].transpose(0, 2, 1).astype(np.float32)  # (m, D, count)
         real[rows] = weights @ np.cos(phase)
         imag[rows] = -(weights @ np.sin(phase))

@@ -1,7 +1,7 @@
 """Parsing for encoding: pymatgen Structures -> dense per-batch arrays (checks, canonical form, site order).
 
-Only two steps touch pymatgen objects one structure at a time: ``extract_sites`` (one Python pass
-reading each site's coordinates and species) and, for ``niggli_primitive``, the primitive + Niggli
+Only two steps touch pymatgen objects one structure at a time: ``extract_sites`` (a structure's
+coordinate array and one Python pass over its site compositions) and, for ``niggli_primitive``, the primitive + Niggli
 reduction and canonical origin choice. Every check, wrap, site-to-column link and reciprocal-point
 search runs on whole-batch numpy arrays.
 """
@@ -94,30 +94,29 @@ def extract_sites(structures: Sequence[object], reasons: list[str | None]) -> tu
     n = len(structures)
     matrices = np.zeros((n, 3, 3))
     n_sites = np.zeros(n, dtype=np.int64)
-    coords: list[np.ndarray] = []
+    coords: list[np.ndarray] = [np.zeros((0, 3))]
     numbers: list[int] = []
     disordered: dict[int, str] = {}
     for i, structure in enumerate(structures):
         if not isinstance(structure, Structure):
             reasons[i] = NotAStructureError(f"expected a pymatgen Structure, got {type(structure).__name__}").reason
             continue
-        sites = structure.sites
-        if not sites:
+        if not len(structure):
             reasons[i] = NotAStructureError("structure has no sites").reason
             continue
         matrices[i] = structure.lattice.matrix
-        n_sites[i] = len(sites)
-        for site in sites:
-            coords.append(site.frac_coords)
-            species = site.species.items()  # Composition items: far cheaper than Site.is_ordered / .specie
-            if len(species) == 1:
-                ((element, amount),) = species
+        n_sites[i] = len(structure)
+        coords.append(structure.frac_coords)
+        # Composition items: far cheaper than Site.is_ordered / .specie
+        for composition in structure.species_and_occu:
+            if len(composition) == 1:
+                ((element, amount),) = composition.items()
                 if abs(amount - 1.0) <= 1e-8:
                     numbers.append(getattr(element, "Z", 0))
                     continue
             numbers.append(0)
-            disordered.setdefault(i, f"partial occupancy or mixed species on a site: {site.species}")
-    frac = np.array(coords, dtype=np.float64).reshape(-1, 3)
+            disordered.setdefault(i, f"partial occupancy or mixed species on a site: {composition}")
+    frac = np.concatenate(coords).astype(np.float64, copy=False)
     return SiteArrays(matrices, frac, np.array(numbers, dtype=np.int64), n_sites), disordered
 
 

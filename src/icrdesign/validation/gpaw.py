@@ -1,7 +1,8 @@
 """GPAW in atomate2 and custodian.
 
 ``GpawRelaxMaker`` subclasses atomate2's ``AseRelaxMaker``: its calculator settings are plain dicts
-(so makers and flows serialise), each calculation runs in a child process as a custodian ``GpawJob``
+(so makers and flows serialise), each calculation runs in a child process (a fork when serial) as a
+custodian ``GpawJob``
 watched by ``GpawErrorHandler`` (SCF not converged -> more iterations and slower mixing, then wider
 smearing, then a longer mixing history; every correction is recorded), and the result is an atomate2
 ``AseStructureTaskDoc`` whose ``entry.data`` carries the band gap and the corrections.
@@ -11,6 +12,7 @@ A static is the same maker with one step and a fixed cell (``GpawStaticMaker``).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -95,8 +97,31 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _run_forked_worker(directory: Path, output_file: str) -> None:
+    """Body of a forked serial worker: output to ``output_file``, single-threaded BLAS, then run."""
+    from threadpoolctl import threadpool_limits
+
+    from icrdesign.validation import gpaw_worker
+
+    with open(directory / output_file, "a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    os.chdir(directory)
+    with threadpool_limits(limits=1):
+        status = gpaw_worker.run(directory)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if status["status"] == "ok" else 1)  # skip the parent's atexit handlers and buffers
+
+
 class GpawJob(Job):
-    """One GPAW calculation in a child process, with single-threaded BLAS (threaded OpenBLAS is slower)."""
+    """One GPAW calculation in a child process, with single-threaded BLAS (threaded OpenBLAS is slower).
+
+    Serial runs fork this process, so the child starts with GPAW, ASE, pymatgen and atomate2
+    already imported (a fresh interpreter spends seconds importing them, per calculation). A plain
+    interpreter imports GPAW with its serial backend, so no MPI state exists to break in a fork;
+    MPI runs start ``mpirun -np N gpaw python`` as a separate process.
+    """
 
     def __init__(self, mpi_procs: int = 1, output_file: str = "gpaw_stdout.txt") -> None:
         self.mpi_procs = mpi_procs
@@ -105,15 +130,35 @@ class GpawJob(Job):
     def setup(self, directory: str = "./") -> None:
         (Path(directory) / RESULT_FILE).unlink(missing_ok=True)
 
-    def run(self, directory: str = "./") -> subprocess.Popen:
+    def run(self, directory: str = "./") -> subprocess.Popen | None:
         # A status file from an earlier attempt must never describe this one.
         (Path(directory) / STATUS_FILE).unlink(missing_ok=True)
+        if self.mpi_procs <= 1 and "fork" in multiprocessing.get_all_start_methods():
+            self._run_forked(Path(directory).resolve())
+            return None
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         if self.mpi_procs > 1 and os.geteuid() == 0:
             env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         with open(Path(directory) / self.output_file, "a") as out:
             return subprocess.Popen(worker_command(self.mpi_procs), cwd=directory, stdout=out,
                                     stderr=subprocess.STDOUT, env=env)
+
+    def _run_forked(self, directory: Path) -> None:
+        """Run the worker in a fork and wait; a child that dies without a status is recorded as a crash
+        (custodian does not wait on or inspect what is not a Popen, so the status file says it all)."""
+        import atomate2.ase.utils  # noqa: F401 - imported once here, inherited by every fork
+        import gpaw  # noqa: F401
+        import pymatgen.io.ase  # noqa: F401
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = multiprocessing.get_context("fork").Process(target=_run_forked_worker,
+                                                            args=(directory, self.output_file))
+        child.start()
+        child.join()
+        if child.exitcode != 0 and not (directory / STATUS_FILE).exists():
+            write_json(directory / STATUS_FILE, {"status": "error", "error": "crashed",
+                                                 "detail": f"GPAW worker died with exit code {child.exitcode}"})
 
     def postprocess(self, directory: str = "./") -> None:
         """Nothing to clean up: the worker writes its result atomically enough (one small JSON)."""
@@ -221,12 +266,13 @@ class GpawRelaxMaker(AseRelaxMaker):
             "walltime_s": self.walltime_s,
         }
         result = run_gpaw_custodian(mol_or_struct, spec, Path.cwd(), self.max_corrections, self.mpi_procs)
-        self._extras = {key: result[key] for key in ("band_gap", "scf_iterations", "corrections")}
+        self._extras = {key: result[key] for key in ("band_gap", "scf_iterations", "calc_seconds", "corrections")}
         return result["ase_result"]
 
     @job(data=["trajectory"])
     def make(self, structure: Structure, prev_dir: str | Path | None = None) -> AseStructureTaskDoc:
-        """Run the calculation; the task document's ``entry.data`` holds band_gap and corrections."""
+        """Run the calculation; the task document's ``entry.data`` holds band_gap, calc_seconds (time
+        inside GPAW) and corrections."""
         task_doc = AseRelaxMaker.make.original(self, structure, prev_dir)
         task_doc.entry = ComputedEntry(task_doc.structure.composition, task_doc.output.energy,
                                        parameters={"engine": "gpaw", **self.calculator_kwargs}, data=self._extras)

@@ -2,7 +2,7 @@
 
 Reads ``gpaw_input.json`` (structure, plain-dict calculator settings, relaxation settings), runs
 atomate2's ``AseRelaxer`` with a GPAW calculator and writes ``gpaw_result.json`` (the atomate2
-``AseResult`` plus band gap and SCF iterations). It always writes ``gpaw_status.json`` so custodian's
+``AseResult`` plus band gap, SCF iterations and the seconds spent in GPAW). It always writes ``gpaw_status.json`` so custodian's
 ``GpawErrorHandler`` can tell an unconverged SCF (correctable) from a crash or a walltime
 (not correctable). Run serially as ``python -m icrdesign.validation.gpaw_worker DIR`` or under MPI as
 ``mpirun -np N gpaw python -m icrdesign.validation.gpaw_worker DIR``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,11 @@ def run(directory: Path) -> dict[str, Any]:
     relaxer = AseRelaxer(calculator, relax_cell=spec["relax_cell"], fix_symmetry=False)
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(max(1, int(spec["walltime_s"])))
+    started = time.perf_counter()
     try:
         result = relaxer.relax(atoms, fmax=spec["fmax"], steps=spec["steps"], final_atoms_object_file=None)
-        extras = {"band_gap": _band_gap(calculator), "scf_iterations": int(calculator.get_number_of_iterations())}
+        extras = {"band_gap": _band_gap(calculator), "scf_iterations": int(calculator.get_number_of_iterations()),
+                  "calc_seconds": time.perf_counter() - started}
         status = {"status": "ok"}
     except KohnShamConvergenceError as error:
         status = {"status": "error", "error": "scf_not_converged", "detail": str(error)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from pymatgen.core import Composition
 
 
 def _truthy(column: pd.Series) -> pd.Series:
@@ -32,8 +33,13 @@ def select_for_relaxation(candidates: pd.DataFrame, max_candidates: int | None =
 
 
 def select_for_dft(candidates: pd.DataFrame, dft_settings: dict[str, Any], max_relaxed: int | None = None) -> list[str]:
-    """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites."""
+    """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites
+    and none of ``exclude_elements``."""
     chosen = candidates[candidates["id"].astype(str).isin(select_for_relaxation(candidates, max_relaxed))]
     chosen = chosen[chosen["nsites"].astype(int) <= int(dft_settings["max_sites"])]
+    excluded = set(dft_settings.get("exclude_elements", []))
+    if excluded:
+        elements = chosen["formula"].astype(str).map(lambda formula: {el.symbol for el in Composition(formula)})
+        chosen = chosen[[not (found & excluded) for found in elements]]
     chosen = chosen.sort_values(["nsites", "id"], kind="stable")
     return chosen["id"].astype(str).head(int(dft_settings["max_candidates_per_case"])).tolist()
