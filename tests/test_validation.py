@@ -95,6 +95,28 @@ def test_scf_handler_ladder_is_bounded_and_recorded(tmp_path):
     assert handler.correct(str(tmp_path))["actions"] is None
 
 
+def test_failed_reference_is_recorded_reused_and_retried(tmp_path):
+    from icrdesign.validation.references import ReferenceFailed, cached_references
+
+    calls = []
+
+    def compute(element):
+        calls.append(element)
+        if element == "Sr":
+            raise ValueError("Too few bands!")
+        return {"kind": "solid", "energy_per_atom": -1.5}
+
+    cache = tmp_path / "references" / "gpaw"
+    with pytest.raises(ReferenceFailed, match="reference Sr failed: ValueError: Too few bands!"):
+        cached_references(["Na", "Sr"], cache, {"ecut": 400}, compute)
+    assert json.loads((cache / "Sr.json").read_text())["status"] == "failed"
+    # Every later candidate needing Sr fails at once with the recorded reason, without recomputing.
+    with pytest.raises(ReferenceFailed):
+        cached_references(["Sr"], cache, {"ecut": 400}, compute)
+    assert calls == ["Na", "Sr"] and cached_references(["Na"], cache, {"ecut": 400}, compute)["Na"]["status"] == "ok"
+    assert failed_results(tmp_path) == [cache / "Sr.json"]  # a rerun retries it
+
+
 def test_result_files_table_and_failed_detection(tmp_path):
     ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
           "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
@@ -103,7 +125,7 @@ def test_result_files_table_and_failed_detection(tmp_path):
     write_result(tmp_path / "a" / "c2" / "dft.json", {**ok, "candidate_id": "c2", "tier": "dft",
                                                        "status": "failed", "reason": "scf_not_converged"}, {})
     assert failed_results(tmp_path) == [tmp_path / "a" / "c2" / "dft.json"]
-    table = write_validation_table(sorted(tmp_path.glob("*/*/*.json")), tmp_path / "validation.csv")
+    table = write_validation_table(sorted(tmp_path.glob("[!r]*/*/*.json")), tmp_path / "validation.csv")
     assert list(table.columns) == VALIDATION_COLUMNS
     read = pd.read_csv(tmp_path / "validation.csv")
     assert read["status"].tolist() == ["ok", "failed"] and np.isnan(read["band_gap"]).all()

@@ -6,11 +6,12 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pymatgen.core import Structure
 
 from icrdesign.config import load_config
+from icrdesign.validation.references import ReferenceFailed
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,3 +44,14 @@ def print_summary(row: dict[str, Any], keys: list[str]) -> None:
     """The one JSON object the commands print on stdout (NaN as null)."""
     print(json.dumps({key: (None if isinstance(row.get(key), float) and math.isnan(row[key]) else row.get(key))
                       for key in keys}))
+
+
+def print_reference(element: str, compute: Callable[[list[str]], dict[str, dict[str, Any]]]) -> int:
+    """Compute (or reuse) one element's reference and print it; a failure is recorded on disk and
+    printed, not raised, so the workflow goes on and the candidates needing it fail with the reason."""
+    try:
+        record = {"status": "ok", **compute([element])[element]}
+    except ReferenceFailed as failure:
+        record = {"element": element, "status": "failed", "reason": failure.reason}
+    print_summary(record, ["element", "kind", "energy_per_atom", "status", "reason"])
+    return 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_summary, read_structure,
-                                             settings)
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_reference, print_summary,
+                                             read_structure, settings)
 from icrdesign.validation.cli_relax import SUMMARY_KEYS
 from icrdesign.validation.dft import dft_references, validate_dft
 from icrdesign.validation.results import write_result
@@ -31,10 +31,8 @@ def main(argv: list[str]) -> int:
     dft = {**config["dft"], "engine": args.engine or config["dft"]["engine"]}
     references = args.references or Path("results/validation/references") / dft["engine"]
     if args.reference_element:
-        record = dft_references([args.reference_element], dft, references, args.out,
-                                config["relaxation"]["store_uri"])[args.reference_element]
-        print_summary(record, ["element", "kind", "energy_per_atom"])
-        return 0
+        return print_reference(args.reference_element, lambda elements: dft_references(
+            elements, dft, references, args.out, config["relaxation"]["store_uri"]))
     start = args.prerelaxed if args.prerelaxed is not None and args.prerelaxed.exists() else args.structure
     row, task_docs = validate_dft(read_structure(start), dft, args.out, references, relax=args.relax,
                                   store_uri=config["relaxation"]["store_uri"])

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_summary, read_structure,
-                                             settings)
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_reference, print_summary,
+                                             read_structure, settings)
 from icrdesign.validation.mlip import mlip_references, validate_mlip
 from icrdesign.io import write_text
 from icrdesign.validation.results import write_result
@@ -27,9 +27,8 @@ def main(argv: list[str]) -> int:
     relaxation = settings(args)["relaxation"]
     references = args.references or Path("results/validation/references") / relaxation["force_field"]
     if args.reference_element:
-        record = mlip_references([args.reference_element], relaxation, references, args.out)[args.reference_element]
-        print_summary(record, ["element", "kind", "energy_per_atom"])
-        return 0
+        return print_reference(args.reference_element,
+                               lambda elements: mlip_references(elements, relaxation, references, args.out))
     row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
     row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
     if task_doc is not None:

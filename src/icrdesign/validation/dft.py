@@ -20,6 +20,10 @@ from icrdesign.validation.gpaw import (GpawRelaxMaker, GpawStaticMaker, calculat
 from icrdesign.validation.references import cached_references, reference_candidates
 
 
+# Tolerance (angstrom) for snapping a DFT start structure onto its near space group.
+START_SYMPREC = 0.1
+
+
 def gpaw_makers(dft: dict[str, Any], molecule: bool = False) -> tuple[GpawRelaxMaker, GpawStaticMaker]:
     """Relax and static makers for the config's ``dft`` section (walltime = ``dft.runtime``)."""
     gpaw = dft["gpaw"]
@@ -39,9 +43,12 @@ def dft_flow(structure: Structure, dft: dict[str, Any], relax: bool, molecule: b
     relax_maker, static_maker = gpaw_makers(dft, molecule)
     jobs: list[Job] = []
     if relax:
-        relax_job = relax_maker.make(structure)
+        # Snap the start (typically a decoded, MLIP-relaxed cell) onto the space group it nearly has:
+        # GPAW keeps that symmetry while relaxing and reduces the k-points by it (a P1 cell uses all).
+        start = symmetrize_structure(structure, symprec=START_SYMPREC)
+        relax_job = relax_maker.make(start.output)
         symmetrized = symmetrize_structure(relax_job.output.structure)
-        jobs += [relax_job, symmetrized]
+        jobs += [start, relax_job, symmetrized]
         structure = symmetrized.output
     static_job = static_maker.make(structure)
     return Flow([*jobs, static_job], name=f"{dft['engine']} relax-static"), static_job
@@ -92,7 +99,7 @@ def dft_references(elements: list[str], dft: dict[str, Any], cache_dir: Path, wo
         element_dir = work_dir / element / "dft"
         outputs = run_flow(flow, element_dir, store_uri)
         if static_job.uuid not in outputs:
-            raise RuntimeError(f"reference {element} failed: {_failure_reason(element_dir)[0]}")
+            raise RuntimeError(_failure_reason(element_dir)[0])
         doc, energy, _ = _static_results(outputs, static_job)
         return {"kind": kind, "energy_per_atom": energy / len(doc.structure), "structure": doc.structure.as_dict()}
 

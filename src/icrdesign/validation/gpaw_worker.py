@@ -50,9 +50,20 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def _band_gap(calculator: Any) -> float:
+    """The band gap (eV), 0 for a metal.
+
+    ASE refuses ("Too few bands!") when every computed band lies below the Fermi level at some
+    k-point. GPAW computes at least 4 empty bands beyond the valence count, so an insulator always
+    has empty bands above the Fermi level at every k-point: that case is a metal.
+    """
     from ase.dft.bandgap import bandgap
 
-    gap, _, _ = bandgap(calculator, output=None)
+    try:
+        gap, _, _ = bandgap(calculator, output=None)
+    except ValueError as error:
+        if "Too few bands" not in str(error):
+            raise
+        return 0.0
     return float(gap)
 
 

@@ -73,19 +73,37 @@ def settings_match(cached: dict[str, Any], settings: dict[str, Any]) -> bool:
     return cached.get("settings") == settings
 
 
+class ReferenceFailed(RuntimeError):
+    """An elemental reference could not be computed; its record on disk keeps the reason."""
+
+    def __init__(self, element: str, reason: str) -> None:
+        super().__init__(f"reference {element} failed: {reason}")
+        self.element = element
+        self.reason = reason
+
+
 def cached_references(elements: list[str], cache_dir: Path, settings: dict[str, Any],
                       compute: Callable[[str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Reference records per element from CACHE_DIR/<El>.json, computing (and caching) missing ones.
 
     A cached record computed with other settings is recomputed: references must share the
     compound's settings exactly. ``compute(element)`` returns a dict with at least energy_per_atom.
+    A failed computation is cached too, as a record with status 'failed' and the reason, so every
+    candidate that needs the element fails at once with that reason (``ReferenceFailed``) instead
+    of repeating the calculation; a rerun retries it (``results.failed_results``).
     """
     records = {}
     for element in sorted(set(elements)):
         path = cache_dir / f"{element}.json"
         record = read_json(path) if path.exists() else None
         if record is None or not settings_match(record, settings):
-            record = jsanitize({"element": element, **compute(element), "settings": settings})
+            try:
+                record = jsanitize({"element": element, **compute(element), "status": "ok", "settings": settings})
+            except Exception as error:  # noqa: BLE001 - recorded; the candidates needing it fail with the reason
+                record = {"element": element, "status": "failed", "reason": f"{type(error).__name__}: {error}"[:500],
+                          "settings": settings}
             write_json(path, record)
+        if record.get("status") == "failed":
+            raise ReferenceFailed(element, record["reason"])
         records[element] = record
     return records

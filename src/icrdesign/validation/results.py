@@ -35,16 +35,21 @@ def write_result(result_path: Path, row: dict[str, Any], task_docs: dict[str, An
     write_json(result_path, _json_ready(row))
 
 
+def _status(path: Path) -> str | None:
+    """The ``status`` a result or reference file records; 'unreadable' for a corrupt file."""
+    try:
+        return read_json(path).get("status")
+    except (json.JSONDecodeError, OSError):
+        return "unreadable"
+
+
 def failed_results(validation_dir: Path) -> list[Path]:
-    """Result files (mlip.json / dft.json) whose status is 'failed': a rerun recomputes them."""
-    failed = []
-    for path in [*validation_dir.glob("*/*/mlip.json"), *validation_dir.glob("*/*/dft.json")]:
-        try:
-            if read_json(path).get("status") != "ok":
-                failed.append(path)
-        except (json.JSONDecodeError, OSError):
-            failed.append(path)
-    return failed
+    """Result files (mlip.json / dft.json) not 'ok' and elemental references recorded as failed (or
+    unreadable): a rerun recomputes them."""
+    results = [*validation_dir.glob("*/*/mlip.json"), *validation_dir.glob("*/*/dft.json")]
+    references = validation_dir.glob("references/*/*.json")
+    return ([path for path in results if _status(path) != "ok"]
+            + [path for path in references if _status(path) in ("failed", "unreadable")])
 
 
 def validation_table(result_paths: Iterable[Path]) -> pd.DataFrame:
