@@ -188,9 +188,12 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
 
     data = json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00001.dft.json").read_text())
     dft = Flow.from_dict(data)
-    assert [job.name for job in dft.jobs] == ["GPAW relax", "symmetrize_structure", "GPAW static"]
-    relax_job, symmetrize_job, static_job = dft.jobs
-    assert len(relax_job.function_args[0]) == 2 and matcher.fit(relax_job.function_args[0], nacl)
+    assert [job.name for job in dft.jobs] == ["symmetrize_structure", "GPAW relax", "symmetrize_structure",
+                                              "GPAW static"]
+    start_job, relax_job, symmetrize_job, static_job = dft.jobs
+    # The start is snapped onto its near space group (symprec 0.1) before the relaxation reads it.
+    assert start_job.function_kwargs["symprec"] == 0.1 and relax_job.function_args[0].uuid == start_job.uuid
+    assert len(start_job.function_args[0]) == 2 and matcher.fit(start_job.function_args[0], nacl)
     # The makers come back as the project's GPAW makers with the config's settings, wired relax -> static.
     assert type(relax_job.maker).__name__ == "GpawRelaxMaker" and relax_job.maker.relax_cell
     assert type(static_job.maker).__name__ == "GpawStaticMaker" and static_job.maker.steps == 1
