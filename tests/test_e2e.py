@@ -104,8 +104,11 @@ def test_run_killed_during_training_resumes_from_checkpoint(pipeline, tmp_path):
     target = "results/model/metrics.json"
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
                str(E2E_CONFIG), "--profile", str(REPO / "profiles/local"), "--cores", "2", target]
+    # A shell without job control starts background commands with SIGINT ignored, and an ignored
+    # signal stays ignored across exec: give Snakemake the default disposition, as in a terminal.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     checkpoint = model_dir / "checkpoint.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
