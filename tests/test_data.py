@@ -84,6 +84,19 @@ def test_max_sites_limits_prototypes() -> None:
         usable_templates(1)
 
 
+def test_draws_skip_patterns_whose_oxidation_state_runs_out_of_elements(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One element per cation state: a pattern with two cation roles of one state cannot be filled with
+    # distinct elements and is redrawn instead of crashing the whole build (seen at 20,000 crystals).
+    cations, anions = demo.element_pools()
+    monkeypatch.setattr(demo, "element_pools", lambda: ({state: ("Na",) for state in cations}, anions))
+    templates = usable_templates(20)
+    assert any(sum(sign > 0 for sign in t.role_signs) > 1 for t in templates)
+    candidates = demo.draw_candidates(templates, 30, np.random.default_rng(0), 0, set())
+    assert candidates, "single-cation prototypes still yield fills"
+    for candidate in candidates:
+        assert len(set(candidate.elements)) == len(candidate.elements)
+
+
 # --- volumes and failures -----------------------------------------------------------------------
 
 

@@ -253,8 +253,12 @@ def draw_candidates(
         used: list[str] = []
         for state in pattern:
             pool = [el for el in (cations if state > 0 else anions)[state] if el not in used]
+            if not pool:  # earlier roles took every element of this oxidation state: draw again
+                break
             weights = np.array([ANION_WEIGHTS.get(el, 1.0) if state < 0 else 1.0 for el in pool])
             used.append(pool[rng.choice(len(pool), p=weights / weights.sum())])
+        if len(used) < len(pattern):
+            continue
         key = (template.prototype.name, tuple(used))
         if key not in drawn:
             drawn.add(key)
