@@ -117,6 +117,34 @@ def test_failed_reference_is_recorded_reused_and_retried(tmp_path):
     assert failed_results(tmp_path) == [cache / "Sr.json"]  # a rerun retries it
 
 
+def test_references_job_computes_each_element_once_and_indexes_failures(tmp_path, capsys):
+    from icrdesign.validation.cli_common import print_references
+    from icrdesign.validation.references import cached_references
+
+    calls = []
+
+    def compute(element):
+        calls.append(element)
+        if element == "Sr":
+            raise ValueError("Too few bands!")
+        return {"kind": "solid", "energy_per_atom": -1.5}
+
+    cache = tmp_path / "references" / "gpaw"
+    index = cache / "index.json"
+    assert print_references(["Na", "Sr", "Cl", "Na"], lambda els: cached_references(els, cache, {}, compute), index) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["element"], line["status"]) for line in lines] == [("Cl", "ok"), ("Na", "ok"), ("Sr", "failed")]
+    assert "Too few bands!" in lines[2]["reason"] and calls == ["Cl", "Na", "Sr"]
+    recorded = json.loads(index.read_text())
+    assert recorded["elements"] == {"Cl": "ok", "Na": "ok", "Sr": "failed"} and recorded["status"] == "failed"
+    # A rerun deletes the index with the failed record, so the references job runs again, for Sr only.
+    assert sorted(failed_results(tmp_path)) == [cache / "Sr.json", index]
+    for path in failed_results(tmp_path):
+        path.unlink()
+    print_references(["Na", "Sr", "Cl"], lambda els: cached_references(els, cache, {}, compute), index)
+    assert calls == ["Cl", "Na", "Sr", "Sr"]
+
+
 def test_result_files_table_and_failed_detection(tmp_path):
     ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
           "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
@@ -252,10 +280,12 @@ def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_p
     failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
     write_result(tmp_path / "results/validation/Ef/c1/dft.json", failed, {})
     write_result(tmp_path / "results/validation/Ef/c2/mlip.json", ok, {})
-    # An up-to-date target (newer than its input, judged by modification time only): nothing to run.
-    target = "results/validation/references/CHGNet/Pb.json"
-    write_result(tmp_path / target, {"element": "Pb", "energy_per_atom": -3.66}, {})
-    os.utime(tmp_path / target, (time.time() + 3600, time.time() + 3600))
+    # An up-to-date target (every output newer than its input, judged by modification time only): nothing to run.
+    target = "results/data/dataset.parquet"
+    for output in (target, "results/data/rejected.csv", "results/provenance.json"):
+        (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / output).write_text("up to date")
+        os.utime(tmp_path / output, (time.time() + 3600, time.time() + 3600))
 
     # The e2e config keeps failures final; this test is about the default, retrying behaviour.
     config = yaml.safe_load((repo / "tests/e2e_config.yaml").read_text())

@@ -1,6 +1,6 @@
 # Validation funnel: one MLIP relaxation per selected candidate, one DFT job per DFT-selected
-# candidate (its own threads/runtime/mem_mb, so SLURM maps it to an allocation), elemental references
-# per engine and element, and the aggregate table. Candidates come from the `sample` checkpoint.
+# candidate (its own threads/runtime/mem_mb, so SLURM maps it to an allocation), one elemental-reference
+# job per engine, and the aggregate table. Candidates come from the `sample` checkpoint.
 
 import pandas as pd
 from pymatgen.core import Composition
@@ -40,43 +40,65 @@ def candidate_cif(wildcards):
     return f"{RESULTS}/design/{wildcards.case}/{candidate_row(wildcards)['cif']}"
 
 
-def reference_files(engine):
-    def files(wildcards):
-        elements = sorted({el.symbol for el in Composition(candidate_row(wildcards)["formula"]).elements})
-        return [f"{VALIDATION}/references/{engine}/{el}.json" for el in elements]
-    return files
+def relaxation_ids(candidates):
+    return select_for_relaxation(candidates, config["relaxation"]["max_candidates_per_case"])
+
+
+def dft_ids(candidates):
+    return select_for_dft(candidates, config["dft"], config["relaxation"]["max_candidates_per_case"])
+
+
+def reference_elements(engine):
+    """Every element of the candidates that reach this engine's tier, over all cases."""
+    select = relaxation_ids if engine == MLIP_ENGINE else dft_ids
+    elements = set()
+    for case in config["sampling"]["cases"]:
+        candidates = case_candidates(case)
+        chosen = candidates[candidates["id"].astype(str).isin(select(candidates))]
+        for formula in chosen["formula"]:
+            elements.update(el.symbol for el in Composition(formula).elements)
+    return sorted(elements)
+
+
+def reference_index(engine):
+    # ancient: a references job that reruns (a new element, a failed one retried) recomputes only
+    # what is missing, so the candidates computed before it are not out of date.
+    return ancient(f"{VALIDATION}/references/{engine}/index.json")
 
 
 def validation_results(wildcards):
     paths = []
     for case in config["sampling"]["cases"]:
         candidates = case_candidates(case)
-        cap = config["relaxation"]["max_candidates_per_case"]
-        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in select_for_relaxation(candidates, cap)]
-        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in select_for_dft(candidates, config["dft"], cap)]
+        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in relaxation_ids(candidates)]
+        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in dft_ids(candidates)]
     return paths
 
 
 rule references:
-    """One elemental reference (MLIP or DFT engine), cached for every candidate containing it."""
+    """The elemental references of one engine (MLIP or DFT) for every candidate of its tier, in one job:
+    each is seconds to minutes, while a job's start (imports, model load) costs ~7 s. Cached per
+    element (results/validation/references/<engine>/<El>.json); index.json records each status."""
     input:
         config=section_config_file("relaxation", "dft"),
+        candidates=lambda wc: [checkpoints.sample.get(case=case).output.candidates for case in config["sampling"]["cases"]],
     output:
-        f"{VALIDATION}/references/{{engine}}/{{element}}.json",
+        f"{VALIDATION}/references/{{engine}}/index.json",
     params:
         command=lambda wc: "dft --engine " + wc.engine if wc.engine in ("gpaw", "vasp") else "relax",
+        elements=lambda wc: " ".join(reference_elements(wc.engine)),
     log:
-        f"{RESULTS}/logs/references_{{engine}}_{{element}}.log",
+        f"{RESULTS}/logs/references_{{engine}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/references_{{engine}}_{{element}}.tsv"
+        f"{RESULTS}/benchmarks/references_{{engine}}.tsv"
     threads: config["dft"]["threads"]
     resources:
         mem_mb=config["dft"]["mem_mb"],
         runtime=config["dft"]["runtime"],
     shell:
-        "{PY} icrdesign.cli {params.command} --reference-element {wildcards.element} --config {input.config} "
-        "--references {VALIDATION}/references/{wildcards.engine} --out {VALIDATION}/references/work/{wildcards.engine} "
-        "> {log} 2>&1"
+        "{PY} icrdesign.cli {params.command} --reference-elements {params.elements} --index {output} "
+        "--config {input.config} --references {VALIDATION}/references/{wildcards.engine} "
+        "--out {VALIDATION}/references/work/{wildcards.engine} > {log} 2>&1"
 
 
 rule relax:
@@ -84,7 +106,7 @@ rule relax:
     input:
         config=section_config_file("relaxation"),
         candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
-        references=reference_files(MLIP_ENGINE),
+        references=reference_index(MLIP_ENGINE),
     output:
         f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
     params:
@@ -108,7 +130,7 @@ rule dft:
     input:
         config=section_config_file("relaxation", "dft"),
         candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
-        references=reference_files(DFT_ENGINE),
+        references=reference_index(DFT_ENGINE),
         # DFT starts from the MLIP-relaxed cell when that relaxation succeeded (fewer DFT steps).
         mlip=f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
     output:

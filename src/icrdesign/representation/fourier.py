@@ -48,7 +48,8 @@ def batch_nearest_reciprocal_points(matrices: np.ndarray, n_points: int) -> tupl
             members = np.flatnonzero(group.ravel() == g)
             rows = pending[members]
             box = _miller_box(*box_bounds.tolist())
-            norms = np.linalg.norm(box.astype(np.float64) @ reciprocal[rows], axis=2)  # (m, M)
+            points = box.astype(np.float64) @ reciprocal[rows]  # (m, M, 3)
+            norms = np.sqrt(np.einsum("mki,mki->mk", points, points))
             complete = (norms <= radius[rows, None]).sum(axis=1) >= n_points
             if not complete.any():
                 continue

@@ -11,15 +11,18 @@ from typing import Any, Callable
 from pymatgen.core import Structure
 
 from icrdesign.config import load_config
+from icrdesign.io import write_json
 from icrdesign.validation.references import ReferenceFailed
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("structure", type=Path, nargs="?", help="CIF (or any pymatgen-readable structure file)")
-    parser.add_argument("--reference-element", default=None,
-                        help="compute (or reuse) only this element's reference and print it")
+    parser.add_argument("--reference-elements", nargs="+", default=None, metavar="ELEMENT",
+                        help="compute (or reuse) only these elements' references, one JSON line each")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="with --reference-elements: also write each element's status to this JSON file")
     parser.add_argument("--out", type=Path, required=True,
-                        help="output directory (with --reference-element: the work directory)")
+                        help="output directory (with --reference-elements: the work directory)")
     parser.add_argument("--config", type=Path, default=None, help="config file layered over config.yaml")
     parser.add_argument("--references", type=Path, default=None,
                         help="elemental reference cache (default: results/validation/references/<engine>)")
@@ -28,8 +31,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if (args.structure is None) == (args.reference_element is None):
-        parser.error("give either STRUCTURE or --reference-element")
+    if (args.structure is None) == (args.reference_elements is None):
+        parser.error("give either STRUCTURE or --reference-elements")
+    if args.index is not None and args.reference_elements is None:
+        parser.error("--index needs --reference-elements")
 
 
 def read_structure(path: Path) -> Structure:
@@ -46,12 +51,23 @@ def print_summary(row: dict[str, Any], keys: list[str]) -> None:
                       for key in keys}))
 
 
-def print_reference(element: str, compute: Callable[[list[str]], dict[str, dict[str, Any]]]) -> int:
-    """Compute (or reuse) one element's reference and print it; a failure is recorded on disk and
-    printed, not raised, so the workflow goes on and the candidates needing it fail with the reason."""
-    try:
-        record = {"status": "ok", **compute([element])[element]}
-    except ReferenceFailed as failure:
-        record = {"element": element, "status": "failed", "reason": failure.reason}
-    print_summary(record, ["element", "kind", "energy_per_atom", "status", "reason"])
+def print_references(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
+                     index: Path | None) -> int:
+    """Compute (or reuse) each element's reference in this one process (the imports and the model load
+    are paid once) and print one JSON line per element. A failure is recorded on disk and printed,
+    not raised, so the other elements and the workflow go on and the candidates needing it fail
+    with the reason. ``index`` gets every element's status, and status 'failed' if any failed, so
+    that a rerun deletes it with the failed records (``results.failed_results``) and retries them."""
+    statuses = {}
+    for element in sorted(set(elements)):
+        try:
+            record = {"status": "ok", **compute([element])[element]}
+        except ReferenceFailed as failure:
+            record = {"element": element, "status": "failed", "reason": failure.reason}
+        statuses[element] = record["status"]
+        print_summary(record, ["element", "kind", "energy_per_atom", "status", "reason"])
+    if index is not None:
+        failed = sorted(element for element, status in statuses.items() if status != "ok")
+        write_json(index, {"elements": statuses, "status": "failed" if failed else "ok",
+                           "reason": f"failed references: {failed}" if failed else ""})
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_reference, print_summary,
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_references, print_summary,
                                              read_structure, settings)
 from icrdesign.validation.cli_relax import SUMMARY_KEYS
 from icrdesign.validation.dft import dft_references, validate_dft
@@ -30,9 +30,9 @@ def main(argv: list[str]) -> int:
     config = settings(args)
     dft = {**config["dft"], "engine": args.engine or config["dft"]["engine"]}
     references = args.references or Path("results/validation/references") / dft["engine"]
-    if args.reference_element:
-        return print_reference(args.reference_element, lambda elements: dft_references(
-            elements, dft, references, args.out, config["relaxation"]["store_uri"]))
+    if args.reference_elements:
+        return print_references(args.reference_elements, lambda elements: dft_references(
+            elements, dft, references, args.out, config["relaxation"]["store_uri"]), args.index)
     start = args.prerelaxed if args.prerelaxed is not None and args.prerelaxed.exists() else args.structure
     row, task_docs = validate_dft(read_structure(start), dft, args.out, references, relax=args.relax,
                                   store_uri=config["relaxation"]["store_uri"])

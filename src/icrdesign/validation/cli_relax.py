@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_reference, print_summary,
+from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_references, print_summary,
                                              read_structure, settings)
 from icrdesign.validation.mlip import mlip_references, validate_mlip
 from icrdesign.io import write_text
@@ -26,9 +26,10 @@ def main(argv: list[str]) -> int:
     check_arguments(parser, args)
     relaxation = settings(args)["relaxation"]
     references = args.references or Path("results/validation/references") / relaxation["force_field"]
-    if args.reference_element:
-        return print_reference(args.reference_element,
-                               lambda elements: mlip_references(elements, relaxation, references, args.out))
+    if args.reference_elements:
+        return print_references(args.reference_elements,
+                                lambda elements: mlip_references(elements, relaxation, references, args.out),
+                                args.index)
     row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
     row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
     if task_doc is not None:
