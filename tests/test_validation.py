@@ -95,16 +95,22 @@ def test_scf_handler_ladder_is_bounded_and_recorded(tmp_path):
     assert handler.correct(str(tmp_path))["actions"] is None
 
 
-def test_failed_reference_is_recorded_reused_and_retried(tmp_path):
-    from icrdesign.validation.references import ReferenceFailed, cached_references
-
-    calls = []
-
+def _reference_computation_failing_for_sr(calls: list[str]):
+    """A reference computation that records each element it is asked for and fails for Sr, as GPAW's
+    band-gap step once did ("Too few bands!")."""
     def compute(element):
         calls.append(element)
         if element == "Sr":
             raise ValueError("Too few bands!")
         return {"kind": "solid", "energy_per_atom": -1.5}
+    return compute
+
+
+def test_failed_reference_is_recorded_reused_and_retried(tmp_path):
+    from icrdesign.validation.references import ReferenceFailed, cached_references
+
+    calls: list[str] = []
+    compute = _reference_computation_failing_for_sr(calls)
 
     cache = tmp_path / "references" / "gpaw"
     with pytest.raises(ReferenceFailed, match="reference Sr failed: ValueError: Too few bands!"):
@@ -121,13 +127,8 @@ def test_references_job_computes_each_element_once_and_indexes_failures(tmp_path
     from icrdesign.validation.cli_common import print_references
     from icrdesign.validation.references import cached_references
 
-    calls = []
-
-    def compute(element):
-        calls.append(element)
-        if element == "Sr":
-            raise ValueError("Too few bands!")
-        return {"kind": "solid", "energy_per_atom": -1.5}
+    calls: list[str] = []
+    compute = _reference_computation_failing_for_sr(calls)
 
     cache = tmp_path / "references" / "gpaw"
     index = cache / "index.json"
