@@ -60,6 +60,14 @@ def reference_elements(engine):
     return sorted(elements)
 
 
+def reference_runtime(engine):
+    """Minutes for one engine's references job: an MLIP relaxation's allowance for the whole batch
+    (seconds each), a DFT job's for every element (each is a DFT calculation)."""
+    if engine == MLIP_ENGINE:
+        return resources_for("relax")["runtime"]
+    return config["dft"]["runtime"] * max(1, len(reference_elements(engine)))
+
+
 def reference_index(engine):
     # ancient: a references job that reruns (a new element, a failed one retried) recomputes only
     # what is missing, so the candidates computed before it are not out of date.
@@ -94,7 +102,7 @@ rule references:
     threads: config["dft"]["threads"]
     resources:
         mem_mb=config["dft"]["mem_mb"],
-        runtime=config["dft"]["runtime"],
+        runtime=lambda wc: reference_runtime(wc.engine),
     shell:
         "{PY} icrdesign.cli {params.command} --reference-elements {params.elements} --index {output} "
         "--config {input.config} --references {VALIDATION}/references/{wildcards.engine} "
