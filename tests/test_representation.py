@@ -30,6 +30,7 @@ from icrdesign.representation import (
     reason_code,
 )
 from icrdesign.representation.cli import main as encode_main
+from icrdesign.representation.fourier import batch_nearest_reciprocal_points
 from icrdesign.representation.roundtrip import roundtrip_matches, structures_match
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,6 +307,25 @@ def test_batch_encoder_agrees_with_per_structure_reference() -> None:
     batch = icr.encode(crystals, n_jobs=1)
     reference = np.stack([bench.reference_encode(icr, s) for s in crystals])
     np.testing.assert_allclose(batch.array, reference, rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.tuples(*[st.floats(2.0, 15.0)] * 3),
+    angles=st.tuples(*[st.floats(60.0, 120.0)] * 3),
+    n_points=st.sampled_from([1, 7, 27, 59, 100]),
+)
+def test_batch_reciprocal_points_equal_box_growing_reference(
+    lengths: tuple[float, float, float], angles: tuple[float, float, float], n_points: int
+) -> None:
+    lattice = Lattice.from_parameters(*lengths, *angles)
+    assume(lattice.volume > 0.2 * math.prod(lengths))
+    bench = _load_benchmark_module()
+    # Batched with a cubic cell, so the lattice shares the call with another box size.
+    miller, norms = batch_nearest_reciprocal_points(np.stack([lattice.matrix, np.eye(3) * 3.0]), n_points)
+    expected_miller, expected_norms = bench.reference_reciprocal_points(lattice, n_points)
+    np.testing.assert_array_equal(miller[0], expected_miller)
+    np.testing.assert_allclose(norms[0], expected_norms, rtol=1e-12, atol=1e-12)
 
 
 def test_parallel_parsing_matches_serial() -> None:

@@ -105,15 +105,16 @@ def extract_sites(structures: Sequence[object], reasons: list[str | None]) -> tu
             reasons[i] = NotAStructureError("structure has no sites").reason
             continue
         matrices[i] = structure.lattice.matrix
-        n_sites[i] = len(structure)
-        coords.append(structure.frac_coords)
-        # Composition items: far cheaper than Site.is_ordered / .specie
-        for composition in structure.species_and_occu:
-            if len(composition) == 1:
-                ((element, amount),) = composition.items()
-                if abs(amount - 1.0) <= 1e-8:
-                    numbers.append(getattr(element, "Z", 0))
-                    continue
+        sites = structure.sites
+        n_sites[i] = len(sites)
+        coords.append(np.array([site.frac_coords for site in sites]))
+        # A site's composition, read through len / num_atoms / elements: far cheaper than
+        # Site.is_ordered / .specie or Composition.items() (which re-parses every key).
+        for site in sites:
+            composition = site.species
+            if len(composition) == 1 and abs(composition.num_atoms - 1.0) <= 1e-8:
+                numbers.append(getattr(composition.elements[0], "Z", 0))
+                continue
             numbers.append(0)
             disordered.setdefault(i, f"partial occupancy or mixed species on a site: {composition}")
     frac = np.concatenate(coords).astype(np.float64, copy=False)
