@@ -1,7 +1,8 @@
 """Validation benchmarks (prints JSON): CHGNet relaxations per minute, GPAW wall time per candidate versus
 number of atoms, and the orchestration overhead around the DFT as a share of the DFT time.
 
-The DFT runs use the default config's ``dft`` section (relax + symmetrise + static). Every GPAW
+The DFT runs use the default config's ``dft`` section (a static on the given cell; relax +
+symmetrise + static with ``dft.relax: true``). Every GPAW
 calculation records the seconds it spent inside GPAW (``entry.data.calc_seconds`` of its task
 document), so the overhead is measured in the same run: wall time of the candidate minus the time
 inside GPAW. The same cell runs three ways, each wrapping the one before: ``validate_dft`` in this
@@ -31,6 +32,7 @@ from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from icrdesign.config import load_config  # noqa: E402
 from icrdesign.validation import validate_dft  # noqa: E402
+from icrdesign.validation.cli_common import results_only_on_stdout  # noqa: E402
 from icrdesign.validation.dft import dft_references  # noqa: E402
 from icrdesign.validation.mlip import relax_structure  # noqa: E402
 
@@ -41,9 +43,11 @@ def structures() -> dict[str, Structure]:
     return {"Si2": si.get_primitive_structure(), "NaCl2": nacl.get_primitive_structure(), "Si8": si}
 
 
-def seconds_in_gpaw(task_docs: list[dict]) -> float:
-    """Seconds inside GPAW over task documents read back from JSON."""
-    return float(sum(doc["entry"]["data"]["calc_seconds"] for doc in task_docs))
+def command_outcome(out: Path) -> tuple[float, str]:
+    """Seconds inside GPAW (over the task documents) and the status an ``icrdesign dft --out OUT`` run wrote."""
+    docs = [json.loads(path.read_text()) for path in sorted(out.glob("dft_*_taskdoc.json"))]
+    return (float(sum(doc["entry"]["data"]["calc_seconds"] for doc in docs)),
+            json.loads((out / "dft.json").read_text())["status"])
 
 
 def chgnet_rate(work: Path) -> float:
@@ -60,54 +64,49 @@ def chgnet_rate(work: Path) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cli-structure", default="Si8", choices=list(structures()),
-                        help="cell run through the `icrdesign dft` command")
+                        help="cell also run as the `icrdesign dft` command and as a Snakemake job")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="icrdesign-bench-"))
     config = load_config(None)
     dft = config["dft"]
     references = work / "references"
 
-    chgnet_per_min = chgnet_rate(work)
-    start = time.perf_counter()
-    dft_references(["Si", "Na", "Cl"], dft, references, work / "references_work")
-    reference_wall = time.perf_counter() - start
+    # CHGNet prints its banner on stdout: keep stdout for the JSON.
+    with results_only_on_stdout():
+        chgnet_per_min = chgnet_rate(work)
+        start = time.perf_counter()
+        dft_references(["Si", "Na", "Cl"], dft, references, work / "references_work")
+        reference_wall = time.perf_counter() - start
 
-    rows = []
-    for name, structure in structures().items():
-        if name == args.cli_structure:
-            continue
-        row, docs = validate_dft(structure, dft, work / name, references)
-        inside = float(sum(doc.entry.data["calc_seconds"] for doc in docs.values()))
-        rows.append({"cell": name, "nsites": row["nsites"], "status": row["status"], "how": "validate_dft",
-                     "wall_s": row["wall_s"], "gpaw_s": inside, "overhead_s": row["wall_s"] - inside})
+        rows = []
+        for name, structure in structures().items():
+            row, docs = validate_dft(structure, dft, work / name, references)
+            inside = float(sum(doc.entry.data["calc_seconds"] for doc in docs.values()))
+            rows.append({"cell": name, "nsites": row["nsites"], "status": row["status"], "how": "validate_dft",
+                         "wall_s": row["wall_s"], "gpaw_s": inside, "overhead_s": row["wall_s"] - inside})
+        in_process = next(row for row in rows if row["cell"] == args.cli_structure)
 
-    # The same cell three ways: in this process, as the `icrdesign dft` command, and as a Snakemake job
-    # running that command; each layer's overhead is the difference to the one inside it.
-    cell = structures()[args.cli_structure]
-    row, docs = validate_dft(cell, dft, work / "in_process", references)
-    inside = float(sum(doc.entry.data["calc_seconds"] for doc in docs.values()))
-    rows.append({"cell": args.cli_structure, "nsites": len(cell), "status": row["status"], "how": "validate_dft",
-                 "wall_s": row["wall_s"], "gpaw_s": inside, "overhead_s": row["wall_s"] - inside})
-    cif = work / f"{args.cli_structure}.cif"
-    cell.to(filename=str(cif))
-    config_file = work / "config.yaml"
-    config_file.write_text(yaml.safe_dump({"dft": dft}))
-    command = [sys.executable, "-m", "icrdesign.cli", "dft", str(cif), "--config", str(config_file),
-               "--references", str(references)]
-    start = time.perf_counter()
-    subprocess.run([*command, "--out", str(work / "cli")], check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    inside = seconds_in_gpaw([json.loads(p.read_text()) for p in sorted((work / "cli").glob("dft_*_taskdoc.json"))])
-    status = json.loads((work / "cli" / "dft.json").read_text())["status"]
-    rows.append({"cell": args.cli_structure, "nsites": len(cell), "status": status,
-                 "how": "icrdesign dft (subprocess)", "wall_s": wall, "gpaw_s": inside, "overhead_s": wall - inside})
-    snakemake = snakemake_job(work, [*command, "--out", str(work / "snakemake")])
-    inside = seconds_in_gpaw([json.loads(p.read_text())
-                              for p in sorted((work / "snakemake").glob("dft_*_taskdoc.json"))])
-    rows.append({"cell": args.cli_structure, "nsites": len(cell), "status": "ok", "how": "Snakemake job",
-                 "wall_s": snakemake["job_s"], "gpaw_s": inside, "overhead_s": snakemake["job_s"] - inside,
-                 "snakemake_wall_s": snakemake["wall_s"]})
-    in_process, command_row, job_row = rows[-3:]
+        # The same cell as the `icrdesign dft` command and as a Snakemake job running that command; each
+        # layer's overhead is the difference to the one inside it.
+        cell = structures()[args.cli_structure]
+        cif = work / f"{args.cli_structure}.cif"
+        cell.to(filename=str(cif))
+        config_file = work / "config.yaml"
+        config_file.write_text(yaml.safe_dump({"dft": dft}))
+        command = [sys.executable, "-m", "icrdesign.cli", "dft", str(cif), "--config", str(config_file),
+                   "--references", str(references)]
+        start = time.perf_counter()
+        subprocess.run([*command, "--out", str(work / "cli")], check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        inside, status = command_outcome(work / "cli")
+        rows.append({"cell": args.cli_structure, "nsites": len(cell), "status": status,
+                     "how": "icrdesign dft (subprocess)", "wall_s": wall, "gpaw_s": inside, "overhead_s": wall - inside})
+        snakemake = snakemake_job(work, [*command, "--out", str(work / "snakemake")])
+        inside, status = command_outcome(work / "snakemake")
+        rows.append({"cell": args.cli_structure, "nsites": len(cell), "status": status, "how": "Snakemake job",
+                     "wall_s": snakemake["job_s"], "gpaw_s": inside, "overhead_s": snakemake["job_s"] - inside,
+                     "snakemake_wall_s": snakemake["wall_s"]})
+        command_row, job_row = rows[-2:]
     print(json.dumps({
         "chgnet_relaxations_per_min": chgnet_per_min,
         "dft_settings": {k: dft["gpaw"][k] for k in ("xc", "ecut", "kpoint_density")} | {"relax": dft["relax"]},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +266,19 @@ def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd
     assert abs(row["formation_energy_per_atom"]) < 0.01
     assert [path.name for path in tmp_path.iterdir()] == ["results"]
     assert list((tmp_path / "results" / "Pb" / "mlip_work").glob("job_*/final_atoms_object.xyz"))
+
+
+@pytest.mark.slow
+def test_relax_command_prints_only_its_summary_json_on_stdout(tmp_path):
+    # CHGNet prints its model banner on stdout; the command must keep stdout for its one JSON object.
+    cif = tmp_path / "Pb.cif"
+    Structure(Lattice([[0, 2.5, 2.5], [2.5, 0, 2.5], [2.5, 2.5, 0]]), ["Pb"], [[0, 0, 0]]).to(filename=str(cif))
+    done = subprocess.run([sys.executable, "-m", "icrdesign.cli", "relax", str(cif), "--out", str(tmp_path / "out"),
+                           "--references", str(tmp_path / "refs")], capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "ok" and summary["formula"] == "Pb" and summary["engine"] == "CHGNet"
+    assert abs(summary["formation_energy_per_atom"]) < 0.01
+    assert "CHGNet" in done.stderr
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def test_nacl_gap_and_formation_energy_via_cli(tmp_path):
     done = subprocess.run([sys.executable, "-m", "icrdesign.cli", "dft", str(cif), "--engine", "gpaw", "--no-relax",
                            "--config", str(config), "--out", str(tmp_path / "out"),
                            "--references", str(tmp_path / "refs")], capture_output=True, text=True, check=True)
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = json.loads(done.stdout)  # stdout holds the summary alone
     assert set(summary) == {"formula", "nsites", "energy_per_atom", "band_gap", "formation_energy_per_atom",
                             "engine", "status", "wall_s"}
     assert summary["status"] == "ok" and summary["formula"] == "NaCl"

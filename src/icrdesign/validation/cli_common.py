@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 from pymatgen.core import Structure
 
@@ -45,14 +48,23 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     return load_config(args.config)
 
 
-def print_summary(row: dict[str, Any], keys: list[str]) -> None:
+@contextlib.contextmanager
+def results_only_on_stdout() -> Iterator[TextIO]:
+    """Send what the enclosed code prints (CHGNet and GPAW print progress on stdout) to stderr, so that a
+    command's stdout holds only its JSON results; yields the real stdout to print those on."""
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield stdout
+
+
+def print_summary(row: dict[str, Any], keys: list[str], stream: TextIO | None = None) -> None:
     """The one JSON object the commands print on stdout (NaN as null)."""
     print(json.dumps({key: (None if isinstance(row.get(key), float) and math.isnan(row[key]) else row.get(key))
-                      for key in keys}))
+                      for key in keys}), file=stream or sys.stdout, flush=True)
 
 
 def print_references(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
-                     index: Path | None) -> int:
+                     index: Path | None, stream: TextIO | None = None) -> int:
     """Compute (or reuse) each element's reference in this one process (the imports and the model load
     are paid once) and print one JSON line per element. A failure is recorded on disk and printed,
     not raised, so the other elements and the workflow go on and the candidates needing it fail
@@ -65,7 +77,7 @@ def print_references(elements: list[str], compute: Callable[[list[str]], dict[st
         except ReferenceFailed as failure:
             record = {"element": element, "status": "failed", "reason": failure.reason}
         statuses[element] = record["status"]
-        print_summary(record, ["element", "kind", "energy_per_atom", "status", "reason"])
+        print_summary(record, ["element", "kind", "energy_per_atom", "status", "reason"], stream)
     if index is not None:
         failed = sorted(element for element, status in statuses.items() if status != "ok")
         write_json(index, {"elements": statuses, "status": "failed" if failed else "ok",

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_references, print_summary,
-                                             read_structure, settings)
+                                             read_structure, results_only_on_stdout, settings)
 from icrdesign.validation.cli_relax import SUMMARY_KEYS
 from icrdesign.validation.dft import dft_references, validate_dft
 from icrdesign.validation.results import write_result
@@ -30,12 +30,13 @@ def main(argv: list[str]) -> int:
     config = settings(args)
     dft = {**config["dft"], "engine": args.engine or config["dft"]["engine"]}
     references = args.references or Path("results/validation/references") / dft["engine"]
-    if args.reference_elements:
-        return print_references(args.reference_elements, lambda elements: dft_references(
-            elements, dft, references, args.out, config["relaxation"]["store_uri"]), args.index)
-    start = args.prerelaxed if args.prerelaxed is not None and args.prerelaxed.exists() else args.structure
-    row, task_docs = validate_dft(read_structure(start), dft, args.out, references, relax=args.relax,
-                                  store_uri=config["relaxation"]["store_uri"])
+    with results_only_on_stdout() as stdout:
+        if args.reference_elements:
+            return print_references(args.reference_elements, lambda elements: dft_references(
+                elements, dft, references, args.out, config["relaxation"]["store_uri"]), args.index, stdout)
+        start = args.prerelaxed if args.prerelaxed is not None and args.prerelaxed.exists() else args.structure
+        row, task_docs = validate_dft(read_structure(start), dft, args.out, references, relax=args.relax,
+                                      store_uri=config["relaxation"]["store_uri"])
     row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row,
            "start_structure": str(start)}
     write_result(args.out / "dft.json", row, {f"dft_{name}_taskdoc": doc for name, doc in task_docs.items()})

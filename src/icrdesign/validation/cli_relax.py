@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from icrdesign.validation.cli_common import (add_common_arguments, check_arguments, print_references, print_summary,
-                                             read_structure, settings)
+                                             read_structure, results_only_on_stdout, settings)
 from icrdesign.validation.mlip import mlip_references, validate_mlip
 from icrdesign.io import write_text
 from icrdesign.validation.results import write_result
@@ -26,11 +26,12 @@ def main(argv: list[str]) -> int:
     check_arguments(parser, args)
     relaxation = settings(args)["relaxation"]
     references = args.references or Path("results/validation/references") / relaxation["force_field"]
-    if args.reference_elements:
-        return print_references(args.reference_elements,
-                                lambda elements: mlip_references(elements, relaxation, references, args.out),
-                                args.index)
-    row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
+    with results_only_on_stdout() as stdout:
+        if args.reference_elements:
+            return print_references(args.reference_elements,
+                                    lambda elements: mlip_references(elements, relaxation, references, args.out),
+                                    args.index, stdout)
+        row, task_doc = validate_mlip(read_structure(args.structure), relaxation, args.out, references)
     row = {"case": args.case, "candidate_id": args.candidate_id or args.structure.stem, **row}
     if task_doc is not None:
         # The DFT tier starts from this structure: the MLIP has done the bulk of the relaxation.
