@@ -103,7 +103,9 @@ def _optimizer(vae: PropertyVAE, model_section: dict[str, Any]) -> torch.optim.O
         # Keras' RMSprop constants (rho 0.9, eps 1e-7), as in the paper's implementation; torch's
         # alpha 0.99 takes ~10x-lr first steps that blow up the log-variance head.
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-7)
-    return torch.optim.AdamW(groups, lr=lr)
+    # The fused kernel (CPU and CUDA) updates all parameters in one pass: the optimiser step was a quarter
+    # of a CPU training step with the per-parameter loop.
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
 
 
 def warmup_factor(model_section: dict[str, Any], epoch: int) -> float:
