@@ -15,13 +15,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from icrdesign.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
 def load_schema() -> dict[str, Any]:

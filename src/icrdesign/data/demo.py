@@ -30,9 +30,11 @@ from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
+from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS
 from icrdesign.data.parallel import process_pool, split_evenly
 from icrdesign.data.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
 from icrdesign.io import write_json
+from icrdesign.tolerances import SYMPREC
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,6 @@ VOLUME_PER_ATOM_RANGE = (5.0, 80.0)
 
 # Two atoms closer than this fraction of the sum of their atomic radii overlap.
 OVERLAP_FACTOR = 0.5
-SYMPREC = 0.1
 # Candidates drawn per missing structure in a round (duplicates and failures are replaced).
 OVERSAMPLING = 1.1
 MAX_ROUNDS = 12
@@ -438,9 +439,9 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
 
     if len(rows) < n_target:
         log.warning("demo dataset: only %d of %d structures after %d candidates", len(rows), n_target, n_drawn)
-    table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
+    table = pd.DataFrame(rows, columns=_ROW_COLUMNS)
     table.insert(0, "material_id", [f"demo-{i:05d}" for i in range(len(table))])
-    rejected_frame = pd.DataFrame(rejected, columns=["material_id", "reason", "detail"])
+    rejected_frame = pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS))
     provenance = {
         "data_source": "demo",
         "data_source_version": f"icrdesign-demo-generator-{GENERATOR_VERSION}",
@@ -458,10 +459,8 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
     return table, rejected_frame, provenance
 
 
-_TABLE_COLUMNS = [
-    "formula", "structure", "nsites", "nelements", "spacegroup", "formation_energy_per_atom", "band_gap",
-    "energy_above_hull", "source", "label_source", "prototype",
-]
+#: The shared table's columns (the id is inserted after numbering) and the demo's own prototype name.
+_ROW_COLUMNS = [*TABLE_COLUMNS[1:], "prototype"]
 
 
 def _row(outcome: BuildOutcome, formation_energy: float, band_gap: float) -> dict[str, Any]:

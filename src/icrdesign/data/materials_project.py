@@ -32,7 +32,8 @@ from requests.adapters import HTTPAdapter
 from tqdm.auto import tqdm
 from urllib3.util.retry import Retry
 
-from icrdesign.config import ConfigError
+from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS, TABLE_DTYPES
+from icrdesign.errors import ConfigError
 from icrdesign.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ REQUIRED_NUMBERS = ("formation_energy_per_atom", "band_gap")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REQUEST_TIMEOUT_S = 60
 CACHE_SUBDIR = "mp_cache"
-TABLE_COLUMNS = (
-    "material_id", "formula", "structure", "nsites", "nelements", "spacegroup", "formation_energy_per_atom",
-    "band_gap", "energy_above_hull", "source", "label_source",
-)
-REJECTED_COLUMNS = ("material_id", "reason", "detail")
 _API_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
 
 
@@ -269,8 +265,7 @@ def documents_to_table(docs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
             rejected.append({"material_id": material_id, "reason": bad.reason, "detail": bad.detail})
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table = table.sort_values("material_id", key=lambda ids: ids.map(_natural_key), ignore_index=True)
-    table = table.astype({"nsites": "int64", "nelements": "int64", "formation_energy_per_atom": "float64",
-                          "band_gap": "float64", "energy_above_hull": "float64"})
+    table = table.astype(TABLE_DTYPES)
     return table, pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS))
 
 

@@ -1,0 +1,26 @@
+"""Build the dataset table (demo or Materials Project), its rejected rows and its provenance."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from icrdesign.cli.common import add_config_argument
+from icrdesign.config import load_config
+from icrdesign.data import build_dataset
+from icrdesign.provenance import write_provenance
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output directory (dataset.parquet, rejected.csv)")
+    parser.add_argument("--provenance", type=Path, default=None, help="provenance JSON (default: OUT/../provenance.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = build_dataset(config, args.out)
+    write_provenance(args.provenance or args.out.parent / "provenance.json", config, **result.provenance)
+    by_reason = result.rejected["reason"].value_counts().to_dict()
+    print(f"dataset: {len(result.table)} structures -> {args.out / 'dataset.parquet'}; rejected {by_reason}")
+    return 0
