@@ -29,7 +29,7 @@ from icrdesign.data.demo import (
     load_templates,
     usable_templates,
 )
-from icrdesign.data.parallel import split_evenly
+from icrdesign.parallel import split_evenly
 from icrdesign.data.surrogate import LABEL_SOURCE, crystal_graph, get_surrogate, predict_properties
 
 REJECT_REASONS = {"bad_fill", "volume_prediction_failed", "implausible_volume", "overlapping_atoms",

@@ -31,7 +31,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
 from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS
-from icrdesign.data.parallel import process_pool, split_evenly
+from icrdesign.parallel import process_pool, split_evenly
 from icrdesign.data.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
 from icrdesign.io import write_json
 from icrdesign.tolerances import SYMPREC

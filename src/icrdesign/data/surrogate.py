@@ -194,7 +194,7 @@ def predict_properties(
         return get_surrogate(device).predict([], batch_size)
     if n_jobs <= 1 and executor is None:
         return get_surrogate(device).predict(structures, batch_size)
-    from icrdesign.data.parallel import process_pool, split_evenly
+    from icrdesign.parallel import process_pool, split_evenly
 
     chunks = [(chunk, batch_size) for chunk in split_evenly(structures, max(n_jobs, 1) * 2)]
     if executor is not None:

@@ -33,7 +33,7 @@ from icrdesign.representation.elements import (
 from icrdesign.representation.build import structures_from_arrays
 from icrdesign.representation.errors import ERROR_BY_CODE, reason_code
 from icrdesign.representation.fourier import transformed_properties
-from icrdesign.representation.parallel import fork_map, n_workers, shared_zeros
+from icrdesign.parallel import fork_map, n_workers, shared_zeros
 from icrdesign.representation.parse import ParsedChunk, ParseSettings, lattice_matrices, parse_chunk
 
 CANONICAL_FORMS = ("niggli_primitive", "as_given")

@@ -9,7 +9,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from icrdesign.representation.icr import ICR
-from icrdesign.representation.parallel import fork_map, n_workers
+from icrdesign.parallel import fork_map, n_workers
 
 # The tolerances the representation promises to reproduce a structure within.
 MATCH_TOLERANCES = {"ltol": 0.01, "stol": 0.01, "angle_tol": 0.1}

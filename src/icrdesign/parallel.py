@@ -1,7 +1,11 @@
-"""Forked worker processes over index ranges, and output arrays the workers write into directly.
+"""The project's process pools: one helper for each of the two ways work is shared out.
 
-Workers inherit the task (and the structures it reads) by fork, so nothing big is pickled on the
-way in; results come back either as small return values or written into a shared array.
+- :func:`fork_map` -- forked workers over index ranges, with :func:`shared_zeros` arrays they write
+  into directly. Workers inherit the task (and the structures it reads) by fork, so nothing big is
+  pickled on the way in. For numpy-only work (encoding, round trips).
+- :func:`process_pool` -- a spawned ``ProcessPoolExecutor`` over picklable chunks
+  (:func:`split_evenly`). Spawned, so a process holding torch's thread pools is never forked. For
+  work that loads torch or matminer models (demo labels, fingerprints).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import gc
 import mmap
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -63,3 +68,20 @@ def shared_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray
     if nbytes == 0:
         return np.zeros(shape, dtype=dtype)
     return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+
+
+def process_pool(n_jobs: int) -> ProcessPoolExecutor:
+    """``n_jobs`` spawned worker processes."""
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def split_evenly(items: Sequence[T], n_chunks: int) -> list[list[T]]:
+    """Contiguous chunks of nearly equal size, in order; no empty chunks."""
+    n_chunks = max(1, min(n_chunks, len(items)))
+    size, extra = divmod(len(items), n_chunks)
+    chunks, start = [], 0
+    for i in range(n_chunks):
+        stop = start + size + (1 if i < extra else 0)
+        chunks.append(list(items[start:stop]))
+        start = stop
+    return chunks
