@@ -1,37 +1,14 @@
 # icrdesign: inverse design of inorganic crystals.
-# `snakemake --cores all` runs the whole chain on the embedded demo dataset;
-# every rule calls the icrdesign library, no science lives here.
+# `snakemake --cores all` runs the whole chain on the embedded demo dataset; every rule calls the
+# icrdesign library through its command line, no science lives here.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
-from snakemake.utils import min_version, validate
-
-from icrdesign.config import merge_with_defaults
+from snakemake.utils import min_version
 
 min_version("8.0")
 
-# `--configfile` values are layered over the repository's config.yaml, then validated: a bad key
-# or value stops the run here, before any rule, with a message naming the key.
-_merged = merge_with_defaults(dict(config))
-config.clear()
-config.update(_merged)
-validate(config, str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"))
-
-report: "workflow/report/workflow.rst"
-
-RESULTS = "results"
-PY = f"{sys.executable} -m"
-
-
-def resources_for(rule_name):
-    """Per-rule resources from config['resources'], falling back to its 'default' entry."""
-    return {**config["resources"]["default"], **config["resources"].get(rule_name, {})}
-
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/train.smk"
@@ -40,8 +17,11 @@ include: "workflow/rules/validation.smk"
 include: "workflow/rules/report.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Aggregation and target rules are cheap: on a cluster they run on the submitting node.
-localrules: all, sample_all, paper_figures, validation_table
+localrules: all, stage_config, sample_all, paper_figures, validation_table
 
 
 rule all:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from icrdesign.config import REPO_ROOT, ConfigError, load_config, validate_config
+from icrdesign.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, load_schema, validate_config
+from workflow_runner import REPO as REPO_ROOT
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
@@ -26,7 +27,7 @@ BAD_CONFIGS = [
     pytest.param({"data": {"source": "icsd"}}, "data.source", "['demo', 'materials_project']", id="bad-enum"),
     pytest.param({"data": {"demo": {"volume_predictor": "guess"}}}, "data.demo.volume_predictor",
                  "['dls', 'chgnet']", id="bad-enum-volume"),
-    pytest.param({"model": {"split": [0.5, 0.5]}}, "model.split", "minItems 3", id="short-list"),
+    pytest.param({"split": [0.5, 0.5]}, "split", "minItems 3", id="short-list"),
 ]
 
 
@@ -45,15 +46,60 @@ def test_default_config_is_valid_and_filled() -> None:
     assert config["data"]["demo"] == {"n_structures": 5000, "max_sites": 20, "volume_predictor": "dls", "n_jobs": 2}
 
 
-def test_schema_defaults_fill_missing_demo_keys() -> None:
+def test_defaults_fill_missing_demo_keys() -> None:
     config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
     del config["data"]["demo"]
     assert validate_config(config)["data"]["demo"]["volume_predictor"] == "dls"
 
 
+def _schema_keys(schema: dict, root: dict, prefix: str = "") -> set[str]:
+    """Every key path the schema names under fixed `properties` (not free-form maps like cases)."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    keys = set()
+    for name, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        keys.add(path)
+        keys |= _schema_keys(sub, root, path + ".")
+    return keys
+
+
+def _config_keys(config: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for name, value in config.items():
+        keys.add(f"{prefix}{name}")
+        if isinstance(value, dict) and name not in {"cases", "resources"}:
+            keys |= _config_keys(value, f"{prefix}{name}.")
+    return keys
+
+
+def test_config_yaml_is_the_one_source_of_defaults() -> None:
+    """The schema states types and ranges only; every value it knows has its default in config.yaml."""
+    schema = load_schema()
+    assert "default" not in DEFAULT_CONFIG_PATH.with_name("config.schema.yaml").read_text()
+    defaults = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    schema_keys = {key for key in _schema_keys(schema, schema) if not key.startswith("resources.")}
+    assert schema_keys == _config_keys(defaults) - {key for key in _config_keys(defaults) if key.startswith("resources.")}
+    assert (REPO_ROOT / "config.yaml").resolve() == DEFAULT_CONFIG_PATH
+    assert (REPO_ROOT / "workflow/schemas/config.schema.yaml").resolve() == DEFAULT_CONFIG_PATH.with_name(
+        "config.schema.yaml")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("data: [unclosed", "not valid YAML"),
+    ("- a\n- b\n", "top level must be a mapping"),
+])
+def test_bad_config_file_names_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
 def test_semantic_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"model.split.*sum to 1"):
-        load_config(overrides={"model": {"split": [0.5, 0.3, 0.3]}})
+    with pytest.raises(ConfigError, match=r"'split'.*sum to 1"):
+        load_config(overrides={"split": [0.5, 0.3, 0.3]})
 
 
 def _dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:

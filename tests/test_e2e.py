@@ -6,6 +6,7 @@ the report; a run killed during training resumes from its checkpoint).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -22,6 +23,8 @@ import yaml
 
 from workflow_runner import E2E_CONFIG, REPO, SNAKEMAKE, job_counts, snakemake
 
+FILE_AUDIT = REPO / "tests" / "file_audit"
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "references", "relax"}
@@ -32,8 +35,45 @@ TARGETS = ("all", "report")
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("e2e")
-    snakemake(workdir, "--cores", "2", *TARGETS)
+    audit = workdir / "file_audit"
+    audit.mkdir()
+    # Every icrdesign command of the run records the files it reads (tests/file_audit).
+    python_path = os.pathsep.join(filter(None, [str(FILE_AUDIT), os.environ.get("PYTHONPATH")]))
+    snakemake(workdir, "--cores", "2", *TARGETS, env={"PYTHONPATH": python_path, "ICRDESIGN_FILE_AUDIT": str(audit)})
     return workdir
+
+
+def _declared_files_by_command(workdir: Path) -> dict[tuple[str, ...], set[str]]:
+    """Snakemake's record of every job that ran: its command line -> its inputs, outputs and log."""
+    jobs: dict[str, dict] = {}
+    for path in (workdir / ".snakemake" / "metadata").iterdir():
+        record = json.loads(path.read_text())
+        output = base64.urlsafe_b64decode(path.name.encode()).decode()
+        job = jobs.setdefault(record["job_hash"], {"shellcmd": record.get("shellcmd") or "", "files": set()})
+        job["files"] |= {output, *record.get("input", []), *record.get("log", [])}
+    return {tuple(job["shellcmd"].split(" > ")[0].split()): job["files"] for job in jobs.values()
+            if "icrdesign.cli" in job["shellcmd"]}
+
+
+def test_every_file_a_command_reads_is_declared_by_its_rule(pipeline):
+    """A rule that reads a file it does not declare (and so that Snakemake does not order or rerun
+    for) is caught: each command's reads under results/ are the rule's inputs, outputs, log, inside a
+    declared folder, or a file the command itself wrote earlier (its own resume state)."""
+    declared = _declared_files_by_command(pipeline)
+    audits = [json.loads(path.read_text()) for path in (pipeline / "file_audit").glob("*.json")]
+    assert len(audits) >= len(declared) > 5
+    for audit in audits:
+        command = tuple(audit["argv"])
+        assert command in declared, f"no Snakemake job ran {command}"
+        allowed = declared[command]
+        own = {os.path.relpath(path, pipeline) for path in audit["writes"]}
+        reads = {os.path.relpath(path, pipeline) for path in audit["reads"]}
+        undeclared = sorted(
+            path for path in reads
+            if path.startswith("results/") and path not in allowed | own
+            and not any(path.startswith(folder.rstrip("/") + "/") for folder in allowed)
+        )
+        assert not undeclared, f"{' '.join(command[2:5])} reads undeclared files {undeclared}"
 
 
 def _layered_config(tmp_path: Path, **sections) -> Path:

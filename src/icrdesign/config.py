@@ -17,9 +17,11 @@ import yaml
 
 from icrdesign.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
+#: The default configuration and its schema ship inside the package (the repository's ``config.yaml``
+#: and ``workflow/schemas/config.schema.yaml`` link to them), so an installed package finds both.
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+SCHEMA_PATH = DEFAULTS_DIR / "config.schema.yaml"
+DEFAULT_CONFIG_PATH = DEFAULTS_DIR / "config.yaml"
 
 
 def load_schema() -> dict[str, Any]:
@@ -52,35 +54,20 @@ def _allowed(error: jsonschema.ValidationError) -> str:
     return "allowed: " + ", ".join(bounds) if bounds else ""
 
 
-def _apply_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
-    """Fill schema defaults into nested mappings, so every stage sees every knob."""
-    if "$ref" in schema:
-        schema = _resolve(schema["$ref"], root)
-    if not isinstance(instance, dict):
-        return
-    for key, sub in schema.get("properties", {}).items():
-        if "$ref" in sub:
-            sub = {**_resolve(sub["$ref"], root), **{k: v for k, v in sub.items() if k != "$ref"}}
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key not in instance and sub.get("type") == "object" and key != "resources":
-            instance[key] = {}
-        if key in instance:
-            _apply_defaults(instance[key], sub, root)
+def default_config() -> dict[str, Any]:
+    """The default configuration (``config.yaml``): the one source of every default value."""
+    return yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
 
 
-def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:
-    node: Any = root
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
+def validate_config(user: dict[str, Any]) -> dict[str, Any]:
+    """Layer ``user`` over the default configuration and validate the result against the schema.
 
-
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Return a validated copy of ``config`` with defaults filled in; raise ConfigError otherwise."""
+    Returns the complete configuration; raises ConfigError naming every bad key and what it allows.
+    """
+    if not isinstance(user, dict):
+        raise ConfigError(f"the configuration must be a mapping of sections, got {type(user).__name__}")
     schema = load_schema()
-    config = copy.deepcopy(config)
-    _apply_defaults(config, schema, schema)
+    config = deep_update(default_config(), user)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -95,9 +82,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     """Rules the schema cannot express."""
-    split = config["model"]["split"]
+    split = config["split"]
     if abs(sum(split) - 1.0) > 1e-6:
-        raise ConfigError(f"config key 'model.split': fractions must sum to 1, got {split} (sum {sum(split)})")
+        raise ConfigError(f"config key 'split': fractions must sum to 1, got {split} (sum {sum(split)})")
     encoder = config["model"]
     if not len(encoder["encoder_channels"]) == len(encoder["kernel_sizes"]) == len(encoder["strides"]):
         raise ConfigError(
@@ -127,19 +114,28 @@ def _check_semantics(config: dict[str, Any]) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load ``config.yaml`` with ``path`` layered over it, apply ``overrides``, validate."""
+    """Load the default config with the file ``path`` layered over it, apply ``overrides``, validate."""
     user: dict[str, Any] = {}
     if path is not None:
-        user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        user = read_config_file(path)
     if overrides:
         deep_update(user, overrides)
-    return merge_with_defaults(user)
+    return validate_config(user)
 
 
-def merge_with_defaults(user: dict[str, Any]) -> dict[str, Any]:
-    """Layer a user config over the repository's ``config.yaml`` and validate the result."""
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-    return validate_config(deep_update(config, user))
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A user's YAML/JSON config file; an unreadable or malformed file raises ConfigError naming it."""
+    try:
+        user = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"config file {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(error).split())})") from None
+    if user is None:
+        return {}
+    if not isinstance(user, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of sections, got {type(user).__name__}")
+    return user
 
 
 def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from icrdesign.config import REPO_ROOT, config_hash
+from icrdesign.config import config_hash
 from icrdesign.io import read_json, write_json
 
 TRACKED_PACKAGES = (
@@ -29,9 +29,10 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
+    """The commit of the checkout this package runs from (None for an installed package)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return None

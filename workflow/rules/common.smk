@@ -1,18 +1,41 @@
-# Shared helpers for the rules.
+# Shared by every rule file: the validated config, where results go, the command every rule runs,
+# per-rule resources and the per-stage config files. Helpers only; the rules live in the other files.
 
-import json
+import re
+import sys
+from pathlib import Path
 
-from icrdesign.io import write_text
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from icrdesign.config import validate_config
+from icrdesign.wiring import resources_for as _resources_for, stage_config_name, stage_config_text
+
+# `--configfile` values are layered over the default config.yaml, then validated against
+# workflow/schemas/config.schema.yaml (with the semantic checks): a bad key or value stops the run
+# here, before any rule, with a message naming the key.
+_validated = validate_config(dict(config))
+config.clear()
+config.update(_validated)
+
+RESULTS = "results"
+# Every rule runs `icrdesign <command>` with the interpreter that runs Snakemake (its venv).
+ICRDESIGN = f"{sys.executable} -m icrdesign.cli"
+CONDA_ENV = "../../envs/icrdesign.yaml"
 
 
-def section_config_file(*sections):
-    """Write the named config sections (plus the seed) to results/config/<names>.json if changed.
+def resources_for(rule_name):
+    return _resources_for(config, rule_name)
 
-    Rules take this file as an input, so editing one section reruns only the rules that read it.
-    """
-    path = Path(RESULTS) / "config" / f"{'+'.join(sections)}.json"
-    payload = {"seed": config["seed"], **{name: config[name] for name in sections}}
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    if not path.exists() or path.read_text() != text:
-        write_text(path, text)
-    return str(path)
+
+def stage_config(*sections):
+    """The config file of the named sections (written by the `stage_config` rule)."""
+    return f"{RESULTS}/config/{stage_config_name(sections)}.json"
+
+
+def report_figure(name, fmt):
+    """A report figure; only the PNG is embedded in the HTML report, other formats are plain outputs."""
+    path = f"{RESULTS}/report/{name}.{fmt}"
+    return report(path, caption=f"../report/{name}.rst", category="Figures") if fmt == "png" else path
+
+
+from icrdesign.report.build import FIGURES as REPORT_FIGURES

@@ -6,7 +6,7 @@ rule train:
         icr_json=f"{RESULTS}/encoded/icr.json",
         scaler=f"{RESULTS}/encoded/scaler.json",
         dataset=f"{RESULTS}/data/dataset.parquet",
-        config=section_config_file("model", "representation"),
+        config=stage_config("model", "representation", "split"),
     output:
         model=f"{RESULTS}/model/model.pt",
         metrics=f"{RESULTS}/model/metrics.json",
@@ -15,10 +15,21 @@ rule train:
         latent_png=f"{RESULTS}/model/latent.png",
         latent_pdf=f"{RESULTS}/model/latent.pdf",
         history=f"{RESULTS}/model/history.csv",
+        test_reconstruction=f"{RESULTS}/model/test_reconstruction.csv",
+        rejected=f"{RESULTS}/model/rejected.csv",
+        # results/model/checkpoint.pt is the training state a killed or extended run resumes from. It
+        # is not an output: Snakemake deletes a job's outputs before running it, which would defeat
+        # resuming. No rule reads it.
+    params:
+        icrdesign=ICRDESIGN,
+        encoded=lambda wildcards, input: Path(input.icr).parent,
+        out=lambda wildcards, output: Path(output.model).parent,
     log:
         f"{RESULTS}/logs/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/train.tsv"
+    conda:
+        CONDA_ENV
     threads: resources_for("train")["threads"]
     resources:
         mem_mb=resources_for("train")["mem_mb"],
@@ -27,5 +38,5 @@ rule train:
         # `model.device: cuda` needs one even when resources.train.gpus is left at 0.
         gpu=resources_for("train").get("gpus", 0) or int(config["model"]["device"] == "cuda"),
     shell:
-        "{PY} icrdesign.cli train --encoded {RESULTS}/encoded --dataset {input.dataset} "
-        "--config {input.config} --out {RESULTS}/model --threads {threads} --no-progress > {log} 2>&1"
+        "{params.icrdesign} train --encoded {params.encoded} --dataset {input.dataset} "
+        "--config {input.config} --out {params.out} --threads {threads} --no-progress > {log} 2>&1"
