@@ -29,32 +29,28 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from icrdesign.model.training import TrainingData, device_name, fit  # noqa: E402
+from icrdesign.representation.scaler import MinMaxScaler  # noqa: E402
 
 
 def pack(encoded: Path, dataset: Path, out: Path, config_path: Path) -> None:
     """Scaled arrays, normalised labels, the seeded split and the row weights, as the train stage builds them."""
     from icrdesign.config import load_config
-    from icrdesign.model.pipeline import EncodedDataset, reconstruction_row_weights
-    from icrdesign.model.trained import PropertyScaler
-    from icrdesign.split import split_ids
+    from icrdesign.model.pipeline import EncodedDataset, prepare_training_data
 
     config = load_config(config_path)
-    settings = config["model"]
-    names = list(settings["properties"])
+    names = list(config["model"]["properties"])
     data = EncodedDataset.load(encoded, dataset, names)
-    split = split_ids(data.material_ids, settings["split"], config["seed"])
-    labelled = np.isfinite(data.properties).all(axis=1)
-    scaler = PropertyScaler.fit(names, data.properties[labelled & (split == "train")])
+    prepared = prepare_training_data(data, config)
     start, stop = data.icr.blocks["elements"]
     np.savez_compressed(
         out,
-        arrays=data.scaler.transform(data.raw[labelled]).astype(np.float32),
-        targets=scaler.transform(data.properties[labelled]),
-        split=split[labelled].astype(str),
-        row_weights=reconstruction_row_weights(data.icr, settings["reconstruction_weights"]),
+        arrays=prepared.training.arrays,
+        targets=prepared.training.targets,
+        split=prepared.training.split.astype(str),
+        row_weights=prepared.training.row_weights,
         property_names=np.array(names),
-        property_low=scaler.low,
-        property_high=scaler.high,
+        property_low=prepared.property_scaler.low,
+        property_high=prepared.property_scaler.high,
         element_block=np.array([start, stop, data.icr.max_elements]),
     )
 
@@ -78,10 +74,9 @@ def evaluate(result: Any, packed: dict[str, np.ndarray]) -> dict[str, Any]:
     mean, _ = vae.encode(x)
     predicted = vae.predict(mean).float().cpu().numpy()
     decoded = vae.decode(mean).float().cpu().numpy()
-    span = np.where(packed["property_high"] > packed["property_low"],
-                    packed["property_high"] - packed["property_low"], 1.0)
-    true_ev = packed["targets"][test] * span + packed["property_low"]
-    predicted_ev = predicted * span + packed["property_low"]
+    scaler = MinMaxScaler(packed["property_low"], packed["property_high"])
+    true_ev = scaler.inverse_transform(packed["targets"][test])
+    predicted_ev = scaler.inverse_transform(predicted)
     out: dict[str, Any] = {"property_mae": {}, "property_r2": {}}
     for j, name in enumerate(packed["property_names"]):
         error = predicted_ev[:, j] - true_ev[:, j]

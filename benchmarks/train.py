@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     settings = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
-    settings.setdefault("kl_warmup_epochs", 0)
     data = _data(args.n, args.rows, args.channels, len(settings["properties"]), seed=0)
     runs = []
     if not args.skip_cpu:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,13 +20,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Element, Lattice, Structure
 
+from icrdesign.artefacts import encoded as encoded_files
+from icrdesign.artefacts.model import (
+    CHECKPOINT_FILE, LATENT_FILE, MODEL_FILE, OUTPUT_FILES, SPLIT_FILE, read_latent, read_split,
+)
+from icrdesign.cli import main as cli_main
 from icrdesign.config import load_config
-from icrdesign.model import Architecture, PropertyScaler, PropertyVAE, TrainingData, fit, load_trained, vae_loss
+from icrdesign.errors import InputError
+from icrdesign.model import Architecture, PropertyVAE, TrainingData, fit, load_trained, vae_loss
 from icrdesign.model.metrics import match_table, reconstruction_metrics
 from icrdesign.model.pipeline import reconstruction_row_weights
-from icrdesign.model.training import CHECKPOINT_NAME, _optimizer, device_name, load_checkpoint, resolve_device
-from icrdesign.representation import ICR
-from icrdesign.representation.cli import encode_dataset
+from icrdesign.model.training import _optimizer, device_name, load_checkpoint, resolve_device
+from icrdesign.representation import ICR, MinMaxScaler
+from icrdesign.representation.pipeline import encode_dataset
 from icrdesign.split import split_ids
 
 METRIC_KEYS = {
@@ -151,8 +158,8 @@ def test_property_dropout_and_weight_decay_touch_only_the_property_branch() -> N
 @given(st.lists(st.tuples(st.floats(-5, 5), st.floats(0, 8)), min_size=2, max_size=20))
 def test_property_scaler_inverts_exactly(values: list[tuple[float, float]]) -> None:
     array = np.array(values)
-    scaler = PropertyScaler.fit(["formation_energy_per_atom", "band_gap"], array)
-    restored = PropertyScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    scaler = MinMaxScaler().fit(array, names=["formation_energy_per_atom", "band_gap"])
+    restored = MinMaxScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
     np.testing.assert_allclose(restored.inverse_transform(restored.transform(array)), array, atol=1e-5)
 
 
@@ -174,7 +181,7 @@ def test_resumed_training_continues_at_the_next_epoch_and_equals_an_uninterrupte
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in straight.history]
     for key, tensor in straight.vae.state_dict().items():
         assert torch.equal(tensor, resumed.vae.state_dict()[key]), key
-    state = load_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)
+    state = load_checkpoint(tmp_path / "b" / CHECKPOINT_FILE)
     assert state["epoch"] == 4 and state["metadata"] == {"note": "x"}
 
 
@@ -247,10 +254,8 @@ def trained_stage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {"max_epochs": 3, "num_threads": 1, "batch_size": 32}}))
     encode_dataset(table, load_config(config), root / "encoded", n_jobs=1)
-    from icrdesign.model import main
-
-    assert main(["--encoded", str(root / "encoded"), "--dataset", str(dataset), "--config", str(config),
-                 "--out", str(root / "model"), "--no-progress"]) == 0
+    assert cli_main(["train", "--encoded", str(root / "encoded"), "--dataset", str(dataset), "--config", str(config),
+                     "--out", str(root / "model"), "--no-progress"]) == 0
     return {"root": root, "model": root / "model", "dataset": dataset, "config": config}
 
 
@@ -268,7 +273,7 @@ def test_train_stage_writes_every_output(trained_stage: dict[str, Path]) -> None
 
     table = pd.read_parquet(trained_stage["dataset"])
     split = pd.read_csv(out / "split.csv", dtype={"material_id": str})
-    expected = split_ids(table["material_id"], load_config()["model"]["split"], load_config()["seed"])
+    expected = split_ids(table["material_id"], load_config()["split"], load_config()["seed"])
     assert split["split"].tolist() == expected.tolist()
     assert metrics["n_test"] == int(((split["split"] == "test") & table["band_gap"].notna()).sum())
     rejected = pd.read_csv(out / "rejected.csv")
@@ -319,6 +324,52 @@ def test_load_trained_api_for_sampling(trained_stage: dict[str, Path]) -> None:
     assert np.all(predicted["band_gap"] >= scaler.low[1] - 1e-6) and np.all(predicted["band_gap"] <= scaler.high[1] + 1e-6)
 
 
+def test_train_stage_writes_its_declared_outputs_and_the_checkpoint_only(trained_stage: dict[str, Path]) -> None:
+    assert {path.name for path in trained_stage["model"].iterdir()} == {*OUTPUT_FILES, CHECKPOINT_FILE}
+    split = read_split(trained_stage["model"] / SPLIT_FILE)
+    latent = read_latent(trained_stage["model"] / LATENT_FILE)
+    assert latent.material_ids.tolist() == split["material_id"].tolist()
+    assert latent.split.tolist() == split["split"].tolist()
+    assert set(latent.properties) == {"formation_energy_per_atom", "band_gap"}
+    assert latent.z_mean.dtype == np.float32 and latent.properties["band_gap"].dtype == np.float64
+
+
+def test_train_names_a_missing_or_damaged_input(trained_stage: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    encoded = tmp_path / "encoded"
+    shutil.copytree(trained_stage["root"] / "encoded", encoded)
+    command = ["train", "--encoded", str(encoded), "--dataset", str(trained_stage["dataset"]),
+               "--out", str(tmp_path / "model"), "--no-progress"]
+
+    def fails_naming(path: Path) -> None:
+        assert cli_main(command) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("icrdesign train: ") and str(path) in error and "\n" not in error
+
+    array = encoded / encoded_files.ARRAY_FILE
+    intact = array.read_bytes()
+    array.write_bytes(intact[: len(intact) // 2])
+    fails_naming(array)
+    array.write_bytes(intact)
+    (encoded / encoded_files.SCALER_FILE).write_text("")
+    fails_naming(encoded / encoded_files.SCALER_FILE)
+    shutil.copy(trained_stage["root"] / "encoded" / encoded_files.SCALER_FILE, encoded)
+    (encoded / encoded_files.INDEX_FILE).unlink()
+    fails_naming(encoded / encoded_files.INDEX_FILE)
+    shutil.copy(trained_stage["root"] / "encoded" / encoded_files.INDEX_FILE, encoded)
+    command[command.index("--dataset") + 1] = str(tmp_path / "absent.parquet")
+    fails_naming(tmp_path / "absent.parquet")
+
+    with pytest.raises(InputError, match=str(tmp_path / MODEL_FILE)):
+        load_trained(tmp_path)
+    (tmp_path / MODEL_FILE).write_bytes((trained_stage["model"] / MODEL_FILE).read_bytes()[:1000])
+    with pytest.raises(InputError, match="unreadable"):
+        load_trained(tmp_path)
+    (tmp_path / LATENT_FILE).write_bytes((trained_stage["model"] / LATENT_FILE).read_bytes()[:1000])
+    with pytest.raises(InputError, match="unreadable"):
+        read_latent(tmp_path / LATENT_FILE)
+
+
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint(trained_stage: dict[str, Path], tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
@@ -330,7 +381,7 @@ def test_killed_training_resumes_from_its_checkpoint(trained_stage: dict[str, Pa
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "model" / CHECKPOINT_NAME
+    checkpoint = tmp_path / "model" / CHECKPOINT_FILE
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= 2:
@@ -359,5 +410,5 @@ def test_training_on_cuda_with_mixed_precision(tmp_path: Path) -> None:
     result = fit(data, _model_section(**SMALL, device="auto", mixed_precision=True, max_epochs=2), 7, tmp_path, {},
                  False)
     assert result.device.type == "cuda" and np.isfinite(result.history[-1]["train_loss"])
-    state = load_checkpoint(tmp_path / CHECKPOINT_NAME, "cpu")
+    state = load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")
     assert state["model"]["to_mean.weight"].device.type == "cpu"

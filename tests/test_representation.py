@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.representation import (
@@ -29,7 +30,9 @@ from icrdesign.representation import (
     UnknownElementError,
     reason_code,
 )
-from icrdesign.representation.cli import main as encode_main
+from icrdesign.artefacts import encoded as encoded_files
+from icrdesign.cli import main as cli_main
+from icrdesign.representation.build import fast_construction_supported, structures_from_arrays
 from icrdesign.representation.fourier import batch_nearest_reciprocal_points
 from icrdesign.representation.roundtrip import roundtrip_matches, structures_match
 
@@ -203,6 +206,53 @@ def test_decoded_structures_equal_publicly_constructed_ones() -> None:
         assert decoded == public and decoded.as_dict() == public.as_dict()
         decoded.perturb(0.01)  # decoded structures are ordinary, mutable pymatgen Structures
         assert len(decoded.copy()) == len(crystal)
+
+
+def test_fast_built_structures_behave_as_publicly_built_ones() -> None:
+    """Decoding fills pymatgen's objects directly (benchmarks/decode_build.py: 2.4-2.7x faster decoding);
+    this fails when a pymatgen change makes those objects differ from the public constructors' ones."""
+    assert fast_construction_supported(), "the direct fill no longer matches pymatgen: decoding fell back to the slow path"
+    crystals = known_crystals()
+    matrices = np.stack([crystal.lattice.matrix for crystal in crystals])
+    species = [Composition({site.specie.symbol: 1}) for crystal in crystals for site in crystal]
+    frac = np.concatenate([np.mod(crystal.frac_coords, 1.0) for crystal in crystals])
+    n_sites = [len(crystal) for crystal in crystals]
+    fast_built = structures_from_arrays(matrices, species, frac, n_sites)
+    offsets = np.cumsum([0, *n_sites])
+    for i, fast in enumerate(fast_built):
+        rows = slice(offsets[i], offsets[i + 1])
+        public = Structure(Lattice(matrices[i]), species[rows], frac[rows])
+        assert type(fast) is type(public) and type(fast.lattice) is type(public.lattice)
+        for name in ("matrix", "abc", "angles", "volume", "inv_matrix", "metric_tensor", "pbc"):
+            np.testing.assert_array_equal(getattr(fast.lattice, name), getattr(public.lattice, name), err_msg=name)
+        np.testing.assert_array_equal(fast.lattice.reciprocal_lattice.matrix, public.lattice.reciprocal_lattice.matrix)
+        np.testing.assert_allclose(fast.lattice.get_lll_reduced_lattice().matrix,
+                                   public.lattice.get_lll_reduced_lattice().matrix)
+        assert fast.species == public.species and fast.labels == public.labels
+        np.testing.assert_array_equal(fast.frac_coords, public.frac_coords)
+        np.testing.assert_array_equal(fast.cart_coords, public.cart_coords)
+        assert fast.site_properties == public.site_properties and fast.properties == public.properties
+        assert [site.properties for site in fast] == [site.properties for site in public]
+        assert all(site.lattice is fast.lattice for site in fast)
+        assert fast.charge == public.charge and fast.composition == public.composition
+        assert fast.is_ordered and fast.density == public.density
+        assert fast == public and fast.as_dict() == public.as_dict()
+        assert Structure.from_dict(json.loads(json.dumps(fast.as_dict()))) == public
+        assert pickle.loads(pickle.dumps(fast)) == public
+        assert fast.to(fmt="poscar") == public.to(fmt="poscar")
+        np.testing.assert_array_equal(fast.distance_matrix, public.distance_matrix)
+        assert [len(n) for n in fast.get_all_neighbors(3.0)] == [len(n) for n in public.get_all_neighbors(3.0)]
+        assert fast.get_primitive_structure() == public.get_primitive_structure()
+        assert fast.get_reduced_structure() == public.get_reduced_structure()
+        assert SpacegroupAnalyzer(fast).get_space_group_symbol() == SpacegroupAnalyzer(public).get_space_group_symbol()
+        # Mutations act alike (and leave the later fast-built structures, compared next, untouched).
+        for structure in (fast, public):
+            structure.make_supercell([2, 1, 1])
+            structure.perturb(0.05, seed=1)
+            structure.replace(0, "Li")
+            structure.append("H", [0.1, 0.2, 0.3])
+            structure.translate_sites([1], [0.5, 0.5, 0.5])
+        assert fast == public and fast.as_dict() == public.as_dict()
 
 
 def test_decoding_garbage_returns_none_with_reasons() -> None:
@@ -381,9 +431,9 @@ def test_encode_cli_writes_contract_outputs(tmp_path: Path) -> None:
     ids = [f"m-{i}" for i in range(len(structures))]
     _write_table(tmp_path / "dataset.parquet", structures, ids)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"seed": 7, "representation": {"fourier": True}, "model": {"split": [0.6, 0.2, 0.2]}}))
+    config.write_text(json.dumps({"seed": 7, "representation": {"fourier": True}, "split": [0.6, 0.2, 0.2]}))
     out = tmp_path / "encoded"
-    assert encode_main(["--dataset", str(tmp_path / "dataset.parquet"), "--config", str(config), "--out", str(out), "--jobs", "1"]) == 0
+    assert cli_main(["encode", "--dataset", str(tmp_path / "dataset.parquet"), "--config", str(config), "--out", str(out), "--jobs", "1"]) == 0
 
     icr = ICR.from_dict(json.loads((out / "icr.json").read_text()))
     array = np.load(out / "icr.npy")
@@ -402,6 +452,30 @@ def test_encode_cli_writes_contract_outputs(tmp_path: Path) -> None:
     expected = MinMaxScaler().fit(array[train]).to_dict()
     assert json.loads((out / "scaler.json").read_text()) == json.loads(json.dumps(expected))
     assert 0 < train.sum() < 40
+
+
+def test_encode_writes_exactly_its_declared_files_and_names_a_bad_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_table(tmp_path / "dataset.parquet", known_crystals(), [f"m-{i}" for i in range(len(known_crystals()))])
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"split": [0.9, 0.05, 0.05]}))
+    out = tmp_path / "encoded"
+    assert cli_main(["encode", "--dataset", str(tmp_path / "dataset.parquet"), "--config", str(config),
+                     "--out", str(out), "--jobs", "1"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == sorted(encoded_files.FILES)
+    encoded = encoded_files.read_encoded(out)
+    assert encoded.encoded.all() and encoded.index["material_id"].tolist() == [f"m-{i}" for i in range(6)]
+    capsys.readouterr()  # the successful run's progress bars
+
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"material_id": pd.Series([], dtype=str), "structure": pd.Series([], dtype=str)}).to_parquet(empty)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes((tmp_path / "dataset.parquet").read_bytes()[:200])
+    for dataset in (tmp_path / "absent.parquet", empty, truncated):
+        assert cli_main(["encode", "--dataset", str(dataset), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("icrdesign encode: ") and str(dataset) in error and "\n" not in error
 
 
 def test_demo_table_roundtrip(request: pytest.FixtureRequest) -> None:

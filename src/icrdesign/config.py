@@ -82,6 +82,8 @@ def validate_config(user: dict[str, Any]) -> dict[str, Any]:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     """Rules the schema cannot express."""
+    from icrdesign.cases import Window  # the design-case window; imported here, as cases imports errors only
+
     split = config["split"]
     if abs(sum(split) - 1.0) > 1e-6:
         raise ConfigError(f"config key 'split': fractions must sum to 1, got {split} (sum {sum(split)})")
@@ -98,15 +100,11 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"config key 'sampling.cases.{case}.constraints.{prop}': unknown property; "
                     f"allowed values: {sorted(trained)} (model.properties)"
                 )
-            low = bounds.get("min", float("-inf"))
-            high = bounds.get("max", float("inf"))
-            if "target" in bounds:
-                low = max(low, bounds["target"] - bounds["tolerance"])
-                high = min(high, bounds["target"] + bounds["tolerance"])
-            if low >= high:
+            window = Window.from_constraint(bounds)
+            if window.empty:
                 raise ConfigError(
                     f"config key 'sampling.cases.{case}.constraints.{prop}': impossible constraint, "
-                    f"the allowed window [{low}, {high}] is empty"
+                    f"the allowed window [{window.low}, {window.high}] is empty"
                 )
     mp = config["data"]["materials_project"]
     if mp["min_elements"] > mp["max_elements"]:

@@ -2,13 +2,14 @@
 
 Each id is placed by a seeded hash of the id itself, so the split of a crystal does not depend on
 the table's row order or size; the encode stage (scaler fitted on train only) and the training
-stage obtain the same split independently.
+stage obtain the same split independently, both through :func:`dataset_split`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,3 +31,8 @@ def split_ids(material_ids: Iterable[str], fractions: Sequence[float], seed: int
     labels[draws < edges[1]] = "val"
     labels[draws < edges[0]] = "train"
     return labels.astype(str)
+
+
+def dataset_split(material_ids: Iterable[str], config: Mapping[str, Any]) -> np.ndarray:
+    """The configured split (top-level ``split`` fractions, master ``seed``) of ``material_ids``."""
+    return split_ids(material_ids, config["split"], config["seed"])

@@ -6,7 +6,7 @@ rule train:
         icr_json=f"{RESULTS}/encoded/icr.json",
         scaler=f"{RESULTS}/encoded/scaler.json",
         dataset=f"{RESULTS}/data/dataset.parquet",
-        config=stage_config("model", "representation", "split"),
+        config=stage_config("model", "split"),
     output:
         model=f"{RESULTS}/model/model.pt",
         metrics=f"{RESULTS}/model/metrics.json",

@@ -22,7 +22,6 @@ _EXPORTS = {
     "TrainingData": "training",
     "fit": "training",
     "load_checkpoint": "training",
-    "PropertyScaler": "trained",
     "TrainedModel": "trained",
     "load_trained": "trained",
     "train_model": "pipeline",
@@ -35,11 +34,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"icrdesign.model.{_EXPORTS[name]}"), name)
 
 
-def main(argv: list[str]) -> int:
-    """``icrdesign train``: see icrdesign.model.cli."""
-    from icrdesign.model.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-__all__ = [*_EXPORTS, "main"]
+__all__ = list(_EXPORTS)

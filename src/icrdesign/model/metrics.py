@@ -14,8 +14,7 @@ from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
 from icrdesign.representation import ICR
-
-MATCHER_TOLERANCES = {"stol": 0.5, "angle_tol": 10.0, "ltol": 0.3}
+from icrdesign.tolerances import RECONSTRUCTION_MATCHER
 
 
 def reconstruction_metrics(
@@ -57,7 +56,7 @@ def match_table(
     material_ids: list[str], originals: list[Structure], reconstructed: list[Structure | None]
 ) -> pd.DataFrame:
     """Per crystal: whether the decoded reconstruction matches the original, and the RMS distance."""
-    matcher = StructureMatcher(**MATCHER_TOLERANCES)
+    matcher = StructureMatcher(**RECONSTRUCTION_MATCHER)
     rows = []
     pairs = list(zip(material_ids, originals, reconstructed, strict=True))
     for material_id, original, guess in tqdm(pairs, desc="structure matching", unit="crystal"):

@@ -1,4 +1,5 @@
-"""The train stage: encoded dataset in, trained model, metrics, split, latent means and Fig. S1 out."""
+"""The train stage: encoded dataset in; trained model, metrics, split, latent means, Fig. S1,
+history, test reconstructions and rejected rows out (file names: :mod:`icrdesign.artefacts.model`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-from icrdesign.io import atomic_path, read_json, write_csv, write_json
+from icrdesign.artefacts import model as model_files
+from icrdesign.artefacts.dataset import write_rejected
+from icrdesign.artefacts.encoded import read_encoded
+from icrdesign.artefacts.tables import read_table
+from icrdesign.errors import InputError
+from icrdesign.io import write_csv, write_json
 from icrdesign.model.metrics import match_summary, match_table, property_metrics, reconstruction_metrics
 from icrdesign.model.plots import plot_latent
-from icrdesign.model.trained import PropertyScaler, TrainedModel
+from icrdesign.model.trained import TrainedModel
 from icrdesign.model.training import TrainingData, device_name, fit, save_model
-from icrdesign.representation import ICR, MinMaxScaler
-from icrdesign.split import split_ids
+from icrdesign.representation.icr import ICR
+from icrdesign.representation.scaler import MinMaxScaler
+from icrdesign.split import SPLIT_NAMES, dataset_split
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +44,21 @@ class EncodedDataset:
 
     @classmethod
     def load(cls, encoded_dir: Path, dataset_path: Path, property_names: list[str]) -> EncodedDataset:
-        raw = np.load(encoded_dir / "icr.npy")
-        index = pd.read_csv(encoded_dir / "index.csv", dtype={"material_id": str})
-        if len(index) != len(raw):
-            raise ValueError(f"{encoded_dir}: index.csv has {len(index)} rows but icr.npy {len(raw)}")
-        encoded = index["encoded"].astype(bool).to_numpy()
-        ids = index["material_id"].to_numpy()[encoded]
-        table = pd.read_parquet(dataset_path, columns=["material_id", "structure", *property_names])
-        table = table.set_index(table["material_id"].astype(str)).reindex(ids)
+        """Read both; an encoded crystal absent from the dataset table raises InputError naming both."""
+        encoded = read_encoded(encoded_dir)
+        ids = encoded.index["material_id"].to_numpy(dtype=object)[encoded.encoded]
+        table = read_table(dataset_path, ("material_id", "structure", *property_names))
+        table = table.set_index(table["material_id"].astype(str))
+        unknown = [str(mid) for mid in ids if mid not in table.index]
+        if unknown:
+            raise InputError(f"{dataset_path}: lacks {len(unknown)} crystals of {encoded_dir}, e.g. {unknown[:5]}; "
+                             "re-run the encode stage on this dataset")
+        table = table.reindex(ids)
         return cls(
-            icr=ICR.from_dict(read_json(encoded_dir / "icr.json")),
-            scaler=MinMaxScaler.from_dict(read_json(encoded_dir / "scaler.json")),
+            icr=encoded.icr,
+            scaler=encoded.scaler,
             material_ids=ids,
-            raw=raw[encoded],
+            raw=encoded.array[encoded.encoded],
             properties=table[property_names].to_numpy(dtype=np.float64),
             structures_json=table["structure"].to_numpy(),
         )
@@ -74,18 +83,44 @@ def reconstruction_row_weights(icr: ICR, block_weights: dict[str, float]) -> np.
     return weights
 
 
+@dataclass
+class PreparedData:
+    """What the training loop gets from an encoded dataset, and how it was derived."""
+
+    split: np.ndarray  # train / val / test of every encoded crystal
+    labelled: np.ndarray  # bool: the crystals with every property label, the only ones trained on
+    property_scaler: MinMaxScaler  # per property, fitted on the labelled training crystals
+    training: TrainingData  # the labelled crystals: scaled arrays and targets, split, row weights
+
+
+def prepare_training_data(data: EncodedDataset, config: dict[str, Any]) -> PreparedData:
+    """Split (config ``split``, ``seed``), normalise and weight the encoded crystals for :func:`fit`."""
+    split = dataset_split(data.material_ids, config)
+    labelled = np.isfinite(data.properties).all(axis=1)
+    names = list(config["model"]["properties"])
+    property_scaler = MinMaxScaler().fit(data.properties[labelled & (split == "train")], names=names)
+    training = TrainingData(
+        arrays=data.scaler.transform(data.raw[labelled]),
+        targets=property_scaler.transform(data.properties[labelled]),
+        split=split[labelled],
+        row_weights=reconstruction_row_weights(data.icr, config["model"]["reconstruction_weights"]),
+    )
+    return PreparedData(split=split, labelled=labelled, property_scaler=property_scaler, training=training)
+
+
 def train_model(
     encoded_dir: Path, dataset_path: Path, config: dict[str, Any], out_dir: Path, show_progress: bool = True
 ) -> dict[str, Any]:
     """Train (resuming an interrupted run in ``out_dir``), evaluate on the test split, write all outputs.
 
-    Returns the metrics written to ``out_dir/metrics.json``.
+    Reads the config's ``model``, ``split`` and ``seed``; returns the metrics written to metrics.json.
     """
+    out_dir = Path(out_dir)
     settings = config["model"]
     names = list(settings["properties"])
     data = EncodedDataset.load(Path(encoded_dir), Path(dataset_path), names)
-    split = split_ids(data.material_ids, settings["split"], config["seed"])
-    labelled = np.isfinite(data.properties).all(axis=1)
+    prepared = prepare_training_data(data, config)
+    split, labelled, property_scaler = prepared.split, prepared.labelled, prepared.property_scaler
     rejected = pd.DataFrame({
         "material_id": data.material_ids[~labelled],
         "reason": "missing_property",
@@ -94,53 +129,47 @@ def train_model(
     })
     if len(rejected):
         log.warning("%d encoded crystals lack a property label and are left out of training", len(rejected))
-    write_csv(out_dir / "rejected.csv", rejected)
+    write_rejected(out_dir / model_files.REJECTED_FILE, rejected)
 
-    property_scaler = PropertyScaler.fit(names, data.properties[labelled & (split == "train")])
-    training_data = TrainingData(
-        arrays=data.scaler.transform(data.raw[labelled]),
-        targets=property_scaler.transform(data.properties[labelled]),
-        split=split[labelled],
-        row_weights=reconstruction_row_weights(data.icr, settings["reconstruction_weights"]),
-    )
     log.info("training on %d crystals (%s), representation %d x %d", labelled.sum(),
-             {name: int((training_data.split == name).sum()) for name in ("train", "val", "test")},
+             {name: int((prepared.training.split == name).sum()) for name in SPLIT_NAMES},
              data.icr.n_rows, data.icr.n_channels)
     metadata = {
         "icr": data.icr.to_dict(),
         "scaler": data.scaler.to_dict(),
         "property_scaler": property_scaler.to_dict(),
-        "config": {"seed": config["seed"], "model": settings, "representation": config.get("representation")},
+        # The representation's settings are in "icr"; the train stage reads no other config section.
+        "config": {"seed": config["seed"], "model": settings, "split": config["split"]},
     }
-    result = fit(training_data, settings, config["seed"], out_dir, metadata, show_progress)
-    save_model(out_dir / "model.pt", result)
-    write_csv(out_dir / "history.csv", pd.DataFrame(result.history))
-    write_csv(out_dir / "split.csv", pd.DataFrame({"material_id": data.material_ids, "split": split}))
+    result = fit(prepared.training, settings, config["seed"], out_dir, metadata, show_progress)
+    save_model(out_dir / model_files.MODEL_FILE, result)
+    write_csv(out_dir / model_files.HISTORY_FILE, pd.DataFrame(result.history))
+    model_files.write_split(out_dir / model_files.SPLIT_FILE, data.material_ids, split)
 
     model = TrainedModel(data.icr, data.scaler, property_scaler, result.vae, result.device)
     z_mean = model.encode_mean(data.raw)
-    with atomic_path(out_dir / "latent.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, z_mean=z_mean.astype(np.float32), material_id=data.material_ids.astype(str),
-                            split=split.astype(str), **{name: data.properties[:, i] for i, name in enumerate(names)})
-    plot_latent(z_mean, {name: data.properties[:, i] for i, name in enumerate(names)}, out_dir / "latent")
+    labels = {name: data.properties[:, i] for i, name in enumerate(names)}
+    latent = model_files.LatentMeans(z_mean=z_mean, material_ids=data.material_ids, split=split, properties=labels)
+    model_files.write_latent(out_dir / model_files.LATENT_FILE, latent)
+    plot_latent(z_mean, labels, [out_dir / name for name in model_files.LATENT_FIGURES])
 
     test = labelled & (split == "test")
     reconstructed = model.decode(z_mean[test])
     layout, per_column = reconstruction_metrics(data.icr, data.raw[test], reconstructed)
     log.info("element accuracy per element column: %s", per_column)
     matches = match_table(list(data.material_ids[test]), data.structures(test), data.icr.decode(reconstructed))
-    write_csv(out_dir / "test_reconstruction.csv", matches)
+    write_csv(out_dir / model_files.TEST_RECONSTRUCTION_FILE, matches)
     predicted = model.predict_properties(z_mean[test])
     metrics = {
         **layout,
         **match_summary(matches),
-        **property_metrics({name: data.properties[test, i] for i, name in enumerate(names)}, predicted),
+        **property_metrics({name: values[test] for name, values in labels.items()}, predicted),
         "n_test": int(test.sum()),
         "device": device_name(result.device),
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 2),
     }
     metrics = _json_number(metrics)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / model_files.METRICS_FILE, metrics)
     log.info("metrics: %s", json.dumps(metrics))
     return metrics

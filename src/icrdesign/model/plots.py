@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -28,8 +29,9 @@ def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centred @ vt[:2].T, ratio
 
 
-def plot_latent(z: np.ndarray, properties: dict[str, np.ndarray], out_stem: Path, dpi: int = 150) -> list[Path]:
-    """Rows: the first two latent dimensions and a 2D PCA; columns: one per property. Writes PNG + PDF."""
+def plot_latent(z: np.ndarray, properties: dict[str, np.ndarray], paths: Sequence[Path], dpi: int = 150) -> None:
+    """Rows: the first two latent dimensions and a 2D PCA; columns: one per property. Writes the figure
+    to every path, in the format its suffix names (e.g. .png, .pdf)."""
     scores, ratio = pca_2d(z)
     views = [
         (z[:, :2], "$z_1$", "$z_2$", "first two latent dimensions"),
@@ -47,11 +49,7 @@ def plot_latent(z: np.ndarray, properties: dict[str, np.ndarray], out_stem: Path
             fig.colorbar(scatter, ax=ax, label=PROPERTY_LABELS.get(name, name))
             ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.tight_layout()
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = out_stem.with_suffix(suffix)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=suffix[1:])
-        written.append(target)
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=Path(path).suffix[1:])
     plt.close(fig)
-    return written

@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from icrdesign.artefacts.model import MODEL_FILE
+from icrdesign.errors import InputError
 from icrdesign.model.network import Architecture, PropertyVAE
 from icrdesign.model.training import load_checkpoint
-from icrdesign.representation import ICR, MinMaxScaler
+from icrdesign.representation.icr import ICR
+from icrdesign.representation.scaler import MinMaxScaler
 
 INFERENCE_BATCH = 1024
-
-
-@dataclass
-class PropertyScaler:
-    """Min-max normalisation of the target properties (fitted on the training split)."""
-
-    names: list[str]
-    low: np.ndarray
-    high: np.ndarray
-
-    @classmethod
-    def fit(cls, names: list[str], values: np.ndarray) -> PropertyScaler:
-        return cls(list(names), values.min(axis=0).astype(np.float64), values.max(axis=0).astype(np.float64))
-
-    @property
-    def span(self) -> np.ndarray:
-        return np.where(self.high > self.low, self.high - self.low, 1.0)
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((values - self.low) / self.span).astype(np.float32)
-
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        return values * self.span + self.low
-
-    def to_dict(self) -> dict[str, list]:
-        return {"names": self.names, "low": self.low.tolist(), "high": self.high.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list]) -> PropertyScaler:
-        return cls(list(data["names"]), np.array(data["low"], dtype=np.float64), np.array(data["high"]))
 
 
 @dataclass
@@ -51,13 +26,15 @@ class TrainedModel:
     """The VAE with the scalers and representation it was trained with."""
 
     icr: ICR
-    scaler: MinMaxScaler
-    property_scaler: PropertyScaler
+    scaler: MinMaxScaler  # per ICR row
+    property_scaler: MinMaxScaler  # per target property, named
     vae: PropertyVAE
     device: torch.device
 
     @property
     def property_names(self) -> list[str]:
+        if self.property_scaler.names is None:
+            raise ValueError("the property scaler carries no property names")
         return self.property_scaler.names
 
     @property
@@ -83,7 +60,7 @@ class TrainedModel:
         """Latent vectors -> unscaled ICR arrays (feed to ``icr.decode``)."""
         arch = self.vae.arch
         scaled = self._batched(z, self.vae.decode).reshape(len(z), arch.n_rows, arch.n_channels)
-        return self.scaler.inverse_transform(scaled)
+        return self.scaler.inverse_transform(scaled).astype(np.float32)
 
     def predict_properties(self, z: np.ndarray) -> dict[str, np.ndarray]:
         """Latent vectors -> properties in physical units, one array per property name."""
@@ -98,7 +75,7 @@ class TrainedModel:
         return self.vae.predict(z) * span + low
 
 
-def trained_from_checkpoint(state: dict, device: str | torch.device = "cpu") -> TrainedModel:
+def trained_from_checkpoint(state: dict[str, Any], device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild a TrainedModel from a checkpoint dictionary (see training.fit)."""
     device = torch.device(device)
     vae = PropertyVAE(Architecture.from_dict(state["architecture"]))
@@ -108,15 +85,19 @@ def trained_from_checkpoint(state: dict, device: str | torch.device = "cpu") -> 
     return TrainedModel(
         icr=ICR.from_dict(meta["icr"]),
         scaler=MinMaxScaler.from_dict(meta["scaler"]),
-        property_scaler=PropertyScaler.from_dict(meta["property_scaler"]),
+        property_scaler=MinMaxScaler.from_dict(meta["property_scaler"]),
         vae=vae,
         device=device,
     )
 
 
 def load_trained(model_dir: Path, device: str = "cpu") -> TrainedModel:
-    """Load ``model_dir/model.pt`` written by the train stage."""
-    path = Path(model_dir) / "model.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"no trained model at {path}; run the 'train' rule first")
-    return trained_from_checkpoint(load_checkpoint(path, device), device)
+    """Load the model file the train stage wrote into ``model_dir``; absent or unreadable: InputError."""
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no trained model; run the train stage first")
+    try:
+        state = load_checkpoint(path, device)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:  # truncated or not a checkpoint
+        raise InputError(f"{path}: unreadable ({error})") from None
+    return trained_from_checkpoint(state, device)

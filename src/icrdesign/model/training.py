@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from icrdesign.artefacts.model import CHECKPOINT_FILE
 from icrdesign.io import atomic_path
 from icrdesign.model.network import Architecture, LossTerms, PropertyVAE, vae_loss
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
 # Settings that may change between a killed run and its restart without invalidating the checkpoint.
 RESUMABLE_KEYS = ("max_epochs", "early_stopping_patience", "device", "num_threads", "mixed_precision")
 LOSS_TERMS = ("loss", "reconstruction", "kl", "property")
@@ -179,7 +179,7 @@ def fit(
     metadata: dict[str, Any],
     show_progress: bool = True,
 ) -> FitResult:
-    """Train (or resume training of) a PropertyVAE; ``out_dir/checkpoint.pt`` is rewritten every epoch.
+    """Train (or resume training of) a PropertyVAE; ``out_dir``'s checkpoint is rewritten every epoch.
 
     ``metadata`` (JSON-able: representation, scalers, config) is stored in every checkpoint.
     A checkpoint of the same settings and data is resumed; one of other settings is replaced.
@@ -217,7 +217,7 @@ def fit(
         "history": [],
         "best_model": copy.deepcopy(vae.state_dict()),
     }
-    ckpt_path = out_dir / CHECKPOINT_NAME
+    ckpt_path = out_dir / CHECKPOINT_FILE
     if ckpt_path.exists():
         previous = load_checkpoint(ckpt_path, device)
         if previous.get("fingerprint") == fingerprint:

@@ -5,47 +5,39 @@ float32 arrays and decode them back exactly.
 >>> icr = ICR(max_sites=20, max_elements=4, fourier=True)
 >>> batch = icr.encode(structures)          # batch.array, batch.mask, batch.reasons
 >>> decoded = icr.decode(batch.array)       # list[Structure | None]
+
+Names are imported on first use, so the scaler (``icrdesign.representation.scaler``, numpy only)
+loads without pymatgen, e.g. for benchmarks on a bare GPU machine.
 """
 
-from icrdesign.representation.elements import DESCRIPTOR_NAMES
-from icrdesign.representation.errors import (
-    CanonicalizationError,
-    DegenerateLatticeError,
-    DisorderedStructureError,
-    EncodingError,
-    NonFiniteValueError,
-    NotAStructureError,
-    TooManyElementsError,
-    TooManySitesError,
-    UnknownElementError,
-    reason_code,
-)
-from icrdesign.representation.icr import ICR, EncodedBatch, vocabulary_from_structures
-from icrdesign.representation.scaler import MinMaxScaler
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DESCRIPTOR_NAMES": "elements",
+    "CanonicalizationError": "errors",
+    "DegenerateLatticeError": "errors",
+    "DisorderedStructureError": "errors",
+    "EncodingError": "errors",
+    "NonFiniteValueError": "errors",
+    "NotAStructureError": "errors",
+    "TooManyElementsError": "errors",
+    "TooManySitesError": "errors",
+    "UnknownElementError": "errors",
+    "reason_code": "errors",
+    "ICR": "icr",
+    "EncodedBatch": "icr",
+    "vocabulary_from_structures": "icr",
+    "MinMaxScaler": "scaler",
+}
 
 
-def main(argv: list[str]) -> int:
-    """``icrdesign encode``: see icrdesign.representation.cli."""
-    from icrdesign.representation.cli import main as cli_main
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'icrdesign.representation' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"icrdesign.representation.{_EXPORTS[name]}"), name)
 
-    return cli_main(argv)
 
-
-__all__ = [
-    "DESCRIPTOR_NAMES",
-    "ICR",
-    "CanonicalizationError",
-    "DegenerateLatticeError",
-    "DisorderedStructureError",
-    "EncodedBatch",
-    "EncodingError",
-    "MinMaxScaler",
-    "NonFiniteValueError",
-    "NotAStructureError",
-    "TooManyElementsError",
-    "TooManySitesError",
-    "UnknownElementError",
-    "main",
-    "reason_code",
-    "vocabulary_from_structures",
-]
+__all__ = list(_EXPORTS)

@@ -39,6 +39,10 @@ from icrdesign.representation.parse import ParsedChunk, ParseSettings, lattice_m
 CANONICAL_FORMS = ("niggli_primitive", "as_given")
 FORMAT_NAME = "icrdesign.icr"
 FORMAT_VERSION = 1
+# The constructor's keywords: the keys of the ``representation`` config section and of icr.json.
+SETTING_NAMES = (
+    "max_sites", "max_elements", "elements", "fourier", "canonical", "n_reciprocal_points", "occupancy_threshold",
+)
 # Decoded lattice parameters are clipped into these ranges (angstrom, degrees).
 LENGTH_RANGE = (1.0, 200.0)
 ANGLE_RANGE = (20.0, 160.0)
@@ -134,13 +138,8 @@ class ICR:
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
-            "max_sites": self.max_sites,
-            "max_elements": self.max_elements,
-            "elements": list(self.elements),
-            "fourier": self.fourier,
-            "canonical": self.canonical,
-            "n_reciprocal_points": self.n_reciprocal_points,
-            "occupancy_threshold": self.occupancy_threshold,
+            **{name: getattr(self, name) for name in SETTING_NAMES},
+            "elements": list(self.elements),  # a JSON list, not the tuple
             "descriptor_names": list(DESCRIPTOR_NAMES),
             "n_rows": self.n_rows,
             "n_channels": self.n_channels,
@@ -151,15 +150,7 @@ class ICR:
     def from_dict(cls, data: dict[str, Any]) -> ICR:
         if data.get("format") != FORMAT_NAME or data.get("version") != FORMAT_VERSION:
             raise ValueError(f"not an ICR description (format {data.get('format')!r}, version {data.get('version')!r})")
-        icr = cls(
-            max_sites=data["max_sites"],
-            max_elements=data["max_elements"],
-            elements=data["elements"],
-            fourier=data["fourier"],
-            canonical=data["canonical"],
-            n_reciprocal_points=data["n_reciprocal_points"],
-            occupancy_threshold=data["occupancy_threshold"],
-        )
+        icr = cls(**{name: data[name] for name in SETTING_NAMES})
         if list(data["descriptor_names"]) != list(DESCRIPTOR_NAMES) or icr.n_rows != data["n_rows"]:
             raise ValueError("saved ICR layout differs from this version's descriptors; re-encode the dataset")
         return icr
@@ -167,19 +158,15 @@ class ICR:
     @classmethod
     def from_config(cls, section: dict[str, Any], structures: Iterable[object] | None = None) -> ICR:
         """Build from the ``representation`` config section; a null element list means the
-        elements present in ``structures`` (or every element up to Pu without structures)."""
-        elements = section.get("elements")
-        if elements is None and structures is not None:
-            elements = vocabulary_from_structures(structures)
-        return cls(
-            max_sites=section.get("max_sites", 20),
-            max_elements=section.get("max_elements", 4),
-            elements=elements,
-            fourier=section.get("fourier", False),
-            canonical=section.get("canonical", "niggli_primitive"),
-            n_reciprocal_points=section.get("n_reciprocal_points", 59),
-            occupancy_threshold=section.get("occupancy_threshold", 0.5),
-        )
+        elements present in ``structures`` (or every element up to Pu without structures).
+
+        The section's keys are the constructor's keywords; a key it leaves out takes the
+        constructor's default (the configuration's defaults live in config.yaml alone).
+        """
+        settings = dict(section)
+        if settings.get("elements") is None and structures is not None:
+            settings["elements"] = vocabulary_from_structures(structures)
+        return cls(**settings)
 
     def __repr__(self) -> str:
         return (

@@ -8,11 +8,10 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from icrdesign.representation.icr import ICR
 from icrdesign.parallel import fork_map, n_workers
+from icrdesign.representation.icr import ICR
+from icrdesign.tolerances import ROUNDTRIP_MATCHER
 
-# The tolerances the representation promises to reproduce a structure within.
-MATCH_TOLERANCES = {"ltol": 0.01, "stol": 0.01, "angle_tol": 0.1}
 MIN_PARALLEL_PAIRS = 64
 
 
@@ -26,9 +25,9 @@ def structures_match(original: Structure, decoded: Structure | None) -> bool:
     """
     if decoded is None or original.composition.reduced_composition != decoded.composition.reduced_composition:
         return False
-    if len(original) == len(decoded) and StructureMatcher(**MATCH_TOLERANCES, scale=False, primitive_cell=False).fit(original, decoded):
+    if len(original) == len(decoded) and StructureMatcher(**ROUNDTRIP_MATCHER, scale=False, primitive_cell=False).fit(original, decoded):
         return True
-    return bool(StructureMatcher(**MATCH_TOLERANCES, scale=False).fit(original, decoded))
+    return bool(StructureMatcher(**ROUNDTRIP_MATCHER, scale=False).fit(original, decoded))
 
 
 def roundtrip_matches(

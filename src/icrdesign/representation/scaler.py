@@ -1,56 +1,76 @@
-"""Per-row min-max scaling of ICR arrays (fitted on the training split only)."""
+"""Min-max scaling to [0, 1], fitted on the training split only: the one scaler of the project.
+
+The encode stage scales each ICR row ((N, rows, channels) arrays) and the train stage each target
+property ((N, properties) arrays) with it: a feature is an index along axis 1, and its minimum and
+maximum run over every other axis. numpy only, so a bare GPU machine imports it without pymatgen.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 
 class MinMaxScaler:
-    """Maps each representation row to [0, 1] using that row's min and max over the fitted crystals.
+    """Maps each feature (index along axis 1) to [0, 1] by its min and max over the fitted data.
 
-    Statistics are kept in float64 and the arithmetic runs in float64, so inverse_transform undoes
-    transform up to float32 rounding. Rows that are constant in the training data get range 1.
+    Statistics and arithmetic are float64: ``transform`` gives the network's float32 inputs and
+    ``inverse_transform`` float64 values, so it undoes ``transform`` up to float32 rounding. A feature
+    that is constant in the fitted data gets span 1.
     """
 
-    def __init__(self, row_min: np.ndarray | None = None, row_max: np.ndarray | None = None) -> None:
-        self.row_min = None if row_min is None else np.asarray(row_min, dtype=np.float64)
-        self.row_max = None if row_max is None else np.asarray(row_max, dtype=np.float64)
+    def __init__(self, low: np.ndarray | None = None, high: np.ndarray | None = None,
+                 names: Sequence[str] | None = None) -> None:
+        """``low`` / ``high``: per-feature minimum and maximum; ``names``: the features' names, if any."""
+        self.low = None if low is None else np.asarray(low, dtype=np.float64)
+        self.high = None if high is None else np.asarray(high, dtype=np.float64)
+        self.names = None if names is None else list(names)
 
-    @property
-    def fitted(self) -> bool:
-        return self.row_min is not None
-
-    def fit(self, array: np.ndarray) -> MinMaxScaler:
-        """Fit on an (N, rows, channels) array of training crystals (N >= 1)."""
+    def fit(self, array: np.ndarray, names: Sequence[str] | None = None) -> MinMaxScaler:
+        """Fit on an (N, features, ...) array of training samples (N >= 1); ``names`` label the features."""
         array = np.asarray(array)
-        if array.ndim != 3 or array.shape[0] == 0:
-            raise ValueError(f"fit needs a non-empty (N, rows, channels) array, got shape {array.shape}")
-        self.row_min = array.min(axis=(0, 2)).astype(np.float64)
-        self.row_max = array.max(axis=(0, 2)).astype(np.float64)
+        if array.ndim < 2 or array.shape[0] == 0:
+            raise ValueError(f"fit needs a non-empty (N, features, ...) array, got shape {array.shape}")
+        others = tuple(axis for axis in range(array.ndim) if axis != 1)
+        self.low = array.min(axis=others).astype(np.float64)
+        self.high = array.max(axis=others).astype(np.float64)
+        self.names = None if names is None else list(names)
         return self
 
-    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.row_min is None or self.row_max is None:
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.low is None or self.high is None:
             raise RuntimeError("MinMaxScaler is not fitted")
-        span = self.row_max - self.row_min
-        span = np.where(span > 0, span, 1.0)
-        return self.row_min[None, :, None], span[None, :, None]
+        return self.low, self.high
+
+    @property
+    def span(self) -> np.ndarray:
+        """high - low per feature; 1 where the feature was constant."""
+        low, high = self._fitted()
+        return np.where(high > low, high - low, 1.0)
+
+    def _broadcast(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """low and span shaped to broadcast along axis 1 of ``array``."""
+        shape = (1, -1) + (1,) * (array.ndim - 2)
+        return self._fitted()[0].reshape(shape), self.span.reshape(shape)
 
     def transform(self, array: np.ndarray) -> np.ndarray:
-        low, span = self._stats()
-        return ((np.asarray(array, dtype=np.float64) - low) / span).astype(np.float32)
+        """Data -> float32 values in [0, 1] over the fitted range."""
+        values = np.asarray(array, dtype=np.float64)
+        low, span = self._broadcast(values)
+        return ((values - low) / span).astype(np.float32)
 
     def inverse_transform(self, array: np.ndarray) -> np.ndarray:
-        low, span = self._stats()
-        return (np.asarray(array, dtype=np.float64) * span + low).astype(np.float32)
+        """Scaled values -> float64 data."""
+        values = np.asarray(array, dtype=np.float64)
+        low, span = self._broadcast(values)
+        return values * span + low
 
     def to_dict(self) -> dict[str, Any]:
-        if self.row_min is None or self.row_max is None:
-            raise RuntimeError("MinMaxScaler is not fitted")
-        return {"kind": "per_row_min_max", "row_min": self.row_min.tolist(), "row_max": self.row_max.tolist()}
+        low, high = self._fitted()
+        return {"names": self.names, "low": low.tolist(), "high": high.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MinMaxScaler:
-        return cls(np.array(data["row_min"], dtype=np.float64), np.array(data["row_max"], dtype=np.float64))
+        return cls(np.array(data["low"], dtype=np.float64), np.array(data["high"], dtype=np.float64), data["names"])
