@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from icrdesign.artefacts.model import METRICS_FILE, SPLIT_FILE, read_split
 from icrdesign.model.pipeline import EncodedDataset
 
 
@@ -26,11 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    metrics = json.loads((args.results / "model" / "metrics.json").read_text())
+    metrics = json.loads((args.results / "model" / METRICS_FILE).read_text())
     names = list(metrics["property_mae"])
     data = EncodedDataset.load(args.results / "encoded", args.results / "data" / "dataset.parquet", names)
-    split = pd.read_csv(args.results / "model" / "split.csv", dtype={"material_id": str})
-    part = pd.Series(split["split"].to_numpy(), index=split["material_id"]).reindex(
+    split = read_split(args.results / "model" / SPLIT_FILE)
+    part = pd.Series(split["split"].to_numpy(), index=split["material_id"].astype(str)).reindex(
         [str(m) for m in data.material_ids]).to_numpy()
     features = data.scaler.transform(data.raw).reshape(len(part), -1)
     train, test = part == "train", part == "test"

@@ -25,9 +25,10 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
+from icrdesign.cases import DesignCase, Window
 from icrdesign.config import load_config
 from icrdesign.representation import ICR
-from icrdesign.sampling import CompositionIndex, DesignCase, LatentProposals, ValidityCriteria, Window, process_strategy
+from icrdesign.sampling import CompositionIndex, LatentProposals, ValidityCriteria, process_strategy
 
 CATIONS = ["Li", "Na", "K", "Rb", "Cs", "Be", "Mg", "Ca", "Sr", "Ba", "Zn", "Cd", "Hg", "Ni", "Co", "Fe", "Mn",
            "Cr", "V", "Cu", "Ag", "Al", "Ga", "In", "Tl", "Y", "Sc", "La", "Ce", "Nd", "Sm", "Gd", "Ti", "Zr",

@@ -18,7 +18,8 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.config import load_config
-from icrdesign.data import TABLE_COLUMNS, build_dataset, load_dataset, main, structures_from_table
+from icrdesign.cli import main as cli_main
+from icrdesign.data import TABLE_COLUMNS, build_dataset, load_dataset, structures_from_table
 from icrdesign.data import demo
 from icrdesign.data.demo import (
     Candidate,
@@ -30,7 +31,7 @@ from icrdesign.data.demo import (
     usable_templates,
 )
 from icrdesign.parallel import split_evenly
-from icrdesign.data.surrogate import LABEL_SOURCE, crystal_graph, get_surrogate, predict_properties
+from icrdesign.surrogate import LABEL_SOURCE, crystal_graph, get_surrogate, predict_properties
 
 REJECT_REASONS = {"bad_fill", "volume_prediction_failed", "implausible_volume", "overlapping_atoms",
                   "symmetry_failed", "duplicate", "prediction_failed"}
@@ -312,7 +313,7 @@ def test_cli_writes_table_rejected_and_provenance(tmp_path: Path, monkeypatch: p
     config = tmp_path / "config.yaml"
     config.write_text("seed: 3\ndata:\n  demo:\n    n_structures: 20\n    n_jobs: 1\n")
     out = tmp_path / "results" / "data"
-    assert main(["--config", str(config), "--out", str(out)]) == 0
+    assert cli_main(["dataset", "--config", str(config), "--out", str(out)]) == 0
     table = load_dataset(out / "dataset.parquet")
     assert len(table) == 20
     rejected = pd.read_csv(out / "rejected.csv")
@@ -329,7 +330,7 @@ def test_cli_writes_table_rejected_and_provenance(tmp_path: Path, monkeypatch: p
 def test_cli_rejects_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("data:\n  demo:\n    volume_predictor: guess\n")
-    assert main(["--config", str(config), "--out", str(tmp_path / "data")]) == 2
+    assert cli_main(["dataset", "--config", str(config), "--out", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
     assert "data.demo.volume_predictor" in err and "['dls', 'chgnet']" in err
     assert not (tmp_path / "data").exists()

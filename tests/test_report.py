@@ -11,19 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_report_fixtures import make_results, rocksalt, write_config, zincblende
 
+from icrdesign.artefacts.candidates import CANDIDATES_FILE, read_candidates
+from icrdesign.artefacts.design import METRICS_FILE, REJECTED_COLUMNS, write_metrics
+from icrdesign.artefacts.model import LATENT_FILE
+from icrdesign.cases import DesignCase, case_windows, evaluate, success_rate, wilson_interval
+from icrdesign.cli import main as cli_main
 from icrdesign.config import load_config
-from icrdesign.report import (
-    FIGURES,
-    build_report,
-    case_windows,
-    dissimilarity,
-    evaluate,
-    nearest_neighbours,
-    success_rate,
-    wilson_interval,
-)
+from icrdesign.report import FIGURES, build_report, dissimilarity, nearest_neighbours
 from icrdesign.report import similarity as fp
-from icrdesign.report import main as report_main
+from icrdesign.report.inputs import load_inputs
+from icrdesign.report.summary import build_summary
 
 # ---------------------------------------------------------------- success rates and intervals
 
@@ -184,6 +181,42 @@ def test_summary_contract_and_numbers(report):
     assert (overall["surrogate"]["n"], overall["surrogate"]["n_success"]) == (3, 2)
 
 
+def test_report_base_rate_and_lift_equal_the_sampling_metrics(tmp_path):
+    """Per case, summary.json's training base rate and lift over random are metrics.json's: one
+    definition (icrdesign.cases) on one split, whichever stage computes them."""
+    from icrdesign.sampling.run import summarise
+    from icrdesign.sampling.strategies import SeedPool
+
+    results = make_results(tmp_path)
+    config = load_config(write_config(tmp_path / "config.yaml"))
+    pool = SeedPool.from_latent_file(results / "model" / LATENT_FILE, ["formation_energy_per_atom", "band_gap"])
+    sampled = {}
+    for name in config["sampling"]["cases"]:
+        case_dir = results / "design" / name
+        if not (case_dir / CANDIDATES_FILE).exists():
+            continue
+        candidates = read_candidates(case_dir / CANDIDATES_FILE)
+        generated = {strategy: 10 for strategy in dict.fromkeys(candidates["strategy"])}
+        case = DesignCase.from_config(name, config["sampling"])
+        metrics, _ = summarise(candidates, pd.DataFrame(columns=list(REJECTED_COLUMNS)), generated, case, pool)
+        write_metrics(case_dir / METRICS_FILE, metrics)
+        sampled[name] = metrics
+    inputs = load_inputs(results, config["sampling"]["cases"])
+    summary = build_summary(inputs, inputs.evaluations(), None, cutoff=0.5)
+
+    assert set(sampled) == {"Ef_-0.5", "Eg_1.5"}
+    for name, metrics in sampled.items():
+        entry = summary["cases"][name]
+        assert entry["training_base_rate"]["rate"] == metrics["training_base_rate"]
+        assert entry["lift_over_random"] == metrics["lift_over_random"]
+        assert entry["lift_reference_strategy"] == "local_perturbation"
+    # The training split alone (GaAs, AlP of 10; the held-out crystals of latent.npz do not count).
+    assert sampled["Ef_-0.5"]["training_base_rate"] == pytest.approx(0.2)
+    # LiF of 2 designed vs KBr of 2 random; Eg_1.5's random baseline has no success, so no lift.
+    assert sampled["Ef_-0.5"]["lift_over_random"] == pytest.approx(1.0)
+    assert sampled["Eg_1.5"]["lift_over_random"] is None
+
+
 def test_dissimilarity_table_and_gallery_counts(report):
     out, summary = report
     table = pd.read_csv(out / "dissimilarity.csv")
@@ -219,7 +252,7 @@ def test_external_results_cli(tmp_path):
         "E_g": ["", "", "", "1.4", "", "", ""],
     }).to_csv(external, index=False)
     out = tmp_path / "out"
-    code = report_main(["--validation", str(external), "--config", str(config), "--out", str(out),
+    code = cli_main(["report", "--validation", str(external), "--config", str(config), "--out", str(out),
                         "--results", str(tmp_path / "no-results")])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -241,7 +274,7 @@ def test_external_results_missing_column_is_a_clear_error(tmp_path, capsys):
     config = write_config(tmp_path / "config.yaml")
     bad = tmp_path / "bad.csv"
     bad.write_text("case,E_f\nEf_-0.5,-0.5\n")
-    assert report_main(["--validation", str(bad), "--config", str(config), "--out", str(tmp_path / "o"),
+    assert cli_main(["report", "--validation", str(bad), "--config", str(config), "--out", str(tmp_path / "o"),
                         "--results", str(tmp_path)]) == 2
     assert "missing columns ['id']" in capsys.readouterr().err
 
@@ -249,7 +282,7 @@ def test_external_results_missing_column_is_a_clear_error(tmp_path, capsys):
 def test_bad_config_value_names_the_key(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("report: {formats: [png, gif]}\n")
-    assert report_main(["--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert cli_main(["report", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "report.formats" in capsys.readouterr().err
 
 

@@ -10,6 +10,11 @@ import pandas as pd
 import yaml
 from pymatgen.core import Lattice, Structure
 
+from icrdesign.artefacts.candidates import CANDIDATES_FILE, write_candidates
+from icrdesign.artefacts.design import METRICS_FILE, write_metrics
+from icrdesign.artefacts.model import LATENT_FILE, SPLIT_FILE, LatentMeans, write_latent, write_split
+from icrdesign.cases import BASELINE_STRATEGIES, case_windows, evaluate
+
 CASES = {
     "Ef_-0.5": {"n_candidates": 4, "constraints": {"formation_energy_per_atom": {"target": -0.5, "tolerance": 0.1}}},
     "Ef_-0.3": {"n_candidates": 4, "constraints": {"formation_energy_per_atom": {"target": -0.3, "tolerance": 0.1}}},
@@ -112,16 +117,20 @@ def write_design(results: Path) -> pd.DataFrame:
             if valid:
                 cif = f"cifs/{candidate_id}.cif"
                 structure.to(filename=str(case_dir / cif))
+            windows = case_windows(CASES[case]["constraints"])
+            surrogate_success = bool(novel and evaluate(pd.DataFrame(
+                {"formation_energy_per_atom": [e_f], "band_gap": [e_g]}), windows).fillna(False).iloc[0])
             table.append({
-                "id": candidate_id, "case": case, "strategy": strategy, "seed": 1,
+                "id": candidate_id, "case": case, "strategy": strategy, "baseline": strategy in BASELINE_STRATEGIES,
+                "seed": "t-1", "sigma": 0.1,
                 "formula": structure.composition.reduced_formula, "spacegroup": structure.get_space_group_info()[0],
                 "nsites": len(structure), "vae_formation_energy_per_atom": e_f, "vae_band_gap": e_g,
                 "surrogate_formation_energy_per_atom": e_f, "surrogate_band_gap": e_g,
                 "valid_structure": valid, "valid_composition": valid, "valid": valid, "unique": unique,
-                "novel": novel, "cif": cif,
+                "novel": novel, "surrogate_success": surrogate_success, "cif": cif,
             })
         frame = pd.DataFrame(table)
-        frame.to_csv(case_dir / "candidates.csv", index=False)
+        write_candidates(case_dir / CANDIDATES_FILE, frame)
         strategies = {}
         for strategy in sorted(frame["strategy"].unique()):
             part = frame[frame["strategy"] == strategy]
@@ -130,10 +139,11 @@ def write_design(results: Path) -> pd.DataFrame:
                 "valid": int(part["valid"].sum()),
                 "unique": int((part["valid"] & part["unique"]).sum()),
                 "novel": int((part["valid"] & part["unique"] & part["novel"]).sum()),
-                "surrogate_success": 0, "surrogate_success_rate": 0.0,
+                "surrogate_success": int(part["surrogate_success"].sum()),
+                "surrogate_success_rate": float(part["surrogate_success"].sum() / max(1, part["novel"].sum())),
             }
-        (case_dir / "metrics.json").write_text(json.dumps({"strategies": strategies, "lift_over_random": None,
-                                                            "training_base_rate": 0.1}))
+        write_metrics(case_dir / METRICS_FILE, {"strategies": strategies, "lift_over_random": None,
+                                                "training_base_rate": 0.1})
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -163,12 +173,20 @@ def write_validation(results: Path) -> pd.DataFrame:
     return frame
 
 
-def write_model(results: Path, n: int = 60, latent_dim: int = 8) -> None:
+def write_model(results: Path, n_held_out: int = 50, latent_dim: int = 8) -> None:
+    """latent.npz: TRAINING as the training split, then ``n_held_out`` val/test crystals of random labels."""
     rng = np.random.default_rng(0)
+    n = len(TRAINING) + n_held_out
     z = rng.normal(size=(n, latent_dim)).astype(np.float32)
+    labels = {
+        "formation_energy_per_atom": np.concatenate([[e_f for _, _, e_f, _ in TRAINING], z[len(TRAINING):, 0] - 1.0]),
+        "band_gap": np.concatenate([[e_g for _, _, _, e_g in TRAINING], np.abs(z[len(TRAINING):, 1])]),
+    }
+    material_ids = np.array([material_id for material_id, *_ in TRAINING] + [f"m-{i}" for i in range(n_held_out)])
+    split = np.array(["train"] * len(TRAINING) + ["val", "test"] * (n_held_out // 2) + ["test"] * (n_held_out % 2))
     (results / "model").mkdir(parents=True, exist_ok=True)
-    np.savez(results / "model" / "latent.npz", z_mean=z, material_id=np.array([f"m-{i}" for i in range(n)]),
-             split=np.array(["train"] * n), formation_energy_per_atom=z[:, 0] - 1.0, band_gap=np.abs(z[:, 1]))
+    write_latent(results / "model" / LATENT_FILE, LatentMeans(z, material_ids, split, labels))
+    write_split(results / "model" / SPLIT_FILE, material_ids, split)
     (results / "model" / "metrics.json").write_text(json.dumps({"match_rate": 0.5, "n_test": 6}))
 
 

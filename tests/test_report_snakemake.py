@@ -23,19 +23,11 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 # are taken as given instead of being rebuilt by the upstream stages.
 HARNESS = f'''
 import sys
-from pathlib import Path
 sys.path.insert(0, "{REPO}/src")
-from icrdesign.config import merge_with_defaults
-_merged = merge_with_defaults(dict(config))
-config.clear()
-config.update(_merged)
-report: "{REPO}/workflow/report/workflow.rst"
-RESULTS = "results"
-PY = f"{{sys.executable}} -m"
-def resources_for(rule_name):
-    return {{**config["resources"]["default"], **config["resources"].get(rule_name, {{}})}}
 include: "{REPO}/workflow/rules/common.smk"
+include: "{REPO}/workflow/rules/config.smk"
 include: "{REPO}/workflow/rules/report.smk"
+report: "{REPO}/workflow/report/workflow.rst"
 rule all:
     input: rules.paper_figures.input, rules.report.output.summary
 '''

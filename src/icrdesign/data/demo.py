@@ -31,9 +31,9 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
 from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS
-from icrdesign.parallel import process_pool, split_evenly
-from icrdesign.data.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
 from icrdesign.io import write_json
+from icrdesign.parallel import process_pool, split_evenly
+from icrdesign.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
 from icrdesign.tolerances import SYMPREC
 
 log = logging.getLogger(__name__)

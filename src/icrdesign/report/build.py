@@ -13,11 +13,14 @@ import pandas as pd
 from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from icrdesign.artefacts.candidates import CIF_PATH_COLUMN
+from icrdesign.cases import BASELINE_STRATEGIES
 from icrdesign.io import write_csv, write_json, write_text
 from icrdesign.report import figures
+from icrdesign.report.inputs import ReportInputs, load_inputs
 from icrdesign.report.similarity import fingerprints_from_text, nearest_neighbours
-from icrdesign.report.inputs import BASELINE_STRATEGIES, ReportInputs, candidate_cif, load_inputs
 from icrdesign.report.summary import build_summary, summary_html, summary_markdown
+from icrdesign.tolerances import SYMPREC
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,10 @@ def generated_structures(inputs: ReportInputs) -> pd.DataFrame:
     novel = inputs.novel_candidates()
     rows = []
     for _, row in novel.iterrows():
-        path = candidate_cif(row)
-        if path is None:
+        if not row[CIF_PATH_COLUMN] or not Path(row[CIF_PATH_COLUMN]).is_file():
             continue
         rows.append({"case": row["case"], "id": row["id"], "strategy": row["strategy"],
-                     "formula": row.get("formula", ""), "spacegroup": row.get("spacegroup", ""), "path": str(path)})
+                     "formula": row["formula"], "spacegroup": row["spacegroup"], "path": row[CIF_PATH_COLUMN]})
     if inputs.external is not None and "structure" in inputs.external:
         for _, row in inputs.external.dropna(subset=["structure"]).iterrows():
             if Path(row["structure"]).is_file():
@@ -84,7 +86,7 @@ def dissimilarity_table(
     return table[DISSIMILARITY_COLUMNS]
 
 
-def structure_type(structure: Structure, symprec: float = 0.1) -> str:
+def structure_type(structure: Structure, symprec: float = SYMPREC) -> str:
     """Prototype label: anonymised formula, space-group number and the occupied Wyckoff orbits
     (the ingredients of an AFLOW prototype label); same label = same structure type."""
     anonymous = structure.composition.reduced_composition.anonymized_formula
@@ -129,7 +131,7 @@ def gallery(generated: pd.DataFrame, limit: int) -> tuple[list[figures.GalleryEn
         figures.GalleryEntry(
             structure=s,
             formula=Composition(str(row["formula"])).reduced_formula if row["formula"] else s.composition.reduced_formula,
-            spacegroup=str(row["spacegroup"]) if row["spacegroup"] else s.get_space_group_info(symprec=0.1)[0],
+            spacegroup=str(row["spacegroup"]) if row["spacegroup"] else s.get_space_group_info(symprec=SYMPREC)[0],
             label=str(row["case"]),
         )
         for row, s, _ in chosen

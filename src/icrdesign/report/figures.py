@@ -20,8 +20,15 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
+from icrdesign.artefacts.model import LatentMeans  # noqa: E402
+from icrdesign.cases import (  # noqa: E402
+    BASELINE_STRATEGIES,
+    PROPERTY_LABELS,
+    case_windows,
+    evaluate,
+    is_target_case,
+)
 from icrdesign.report.inputs import TIERS  # noqa: E402
-from icrdesign.report.success import PROPERTY_LABELS, case_windows, evaluate, is_target_case  # noqa: E402
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9})
 TIER_COLOURS = {"surrogate": "#1f77b4", "mlip": "#ff7f0e", "dft": "#2ca02c", "external": "#9467bd"}
@@ -56,12 +63,12 @@ def absent_figure(title: str, missing: str) -> Figure:
     return fig
 
 
-def latent_figure(latent: dict[str, np.ndarray] | None) -> Figure:
+def latent_figure(latent: LatentMeans | None) -> Figure:
     """S1: first two latent dimensions and the first two principal components, coloured by E_f and E_g."""
-    if latent is None or "z_mean" not in latent:
+    if latent is None:
         return absent_figure("S1 latent space", "results/model/latent.npz")
-    z = np.asarray(latent["z_mean"], dtype=float)
-    props = [p for p in ("formation_energy_per_atom", "band_gap") if p in latent]
+    z = np.asarray(latent.z_mean, dtype=float)
+    props = [p for p in ("formation_energy_per_atom", "band_gap") if p in latent.properties]
     rng = np.random.default_rng(0)
     keep = np.sort(rng.choice(len(z), _LATENT_POINTS, replace=False)) if len(z) > _LATENT_POINTS else slice(None)
     z = z[keep]
@@ -73,7 +80,7 @@ def latent_figure(latent: dict[str, np.ndarray] | None) -> Figure:
              (pcs, f"PC1 ({explained[0]:.0%} of variance, a.u.)", f"PC2 ({explained[1]:.0%} of variance, a.u.)")]
     fig, axes = plt.subplots(2, max(1, len(props)), figsize=(5.5 * max(1, len(props)), 9.5), squeeze=False)
     for col, prop in enumerate(props or [None]):
-        colour = None if prop is None else np.asarray(latent[prop], dtype=float)[keep]
+        colour = None if prop is None else np.asarray(latent.properties[prop], dtype=float)[keep]
         for row, (xy, xlabel, ylabel) in enumerate(views):
             ax = axes[row, col]
             points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=4 if len(z) > 2000 else 16, cmap="viridis",
@@ -139,7 +146,7 @@ def _share_text(rows: pd.DataFrame, windows: dict) -> str:
 def boxplot_figure(evaluations: pd.DataFrame, cases: dict[str, dict[str, Any]]) -> Figure:
     """S3: E_f per E_f case and tier (target ± tolerance shaded), and E_g vs E_f for band-gap cases."""
     ok = evaluations[evaluations["status"].fillna("ok") == "ok"]
-    ok = ok[ok["strategy"] != "random"]
+    ok = ok[~ok["strategy"].isin(BASELINE_STRATEGIES)]
     ef_cases = [c for c, spec in cases.items() if is_target_case(spec["constraints"])]
     other_cases = [c for c in cases if c not in ef_cases]
     tiers = [t for t in TIERS if (ok["tier"] == t).any()]
@@ -208,12 +215,12 @@ def boxplot_figure(evaluations: pd.DataFrame, cases: dict[str, dict[str, Any]]) 
 
 def dissimilarity_figure(table: pd.DataFrame | None, cutoff: float) -> Figure:
     """S4: histogram of each generated crystal's minimum dissimilarity to the training set
-    (designed strategies filled, the random baseline as an outline; statistics over designed)."""
+    (designed strategies filled, the baselines as an outline; statistics over designed)."""
     if table is None:
         return absent_figure("S4 structural dissimilarity", "results/data/dataset.parquet or candidate CIFs")
     values = pd.to_numeric(table["min_dissimilarity"], errors="coerce")
-    baseline = table["strategy"] == "random"
-    designed, random_values = values[~baseline].dropna(), values[baseline].dropna()
+    baseline = table["strategy"].isin(BASELINE_STRATEGIES)
+    designed, baseline_values = values[~baseline].dropna(), values[baseline].dropna()
     if designed.empty:
         return absent_figure("S4 structural dissimilarity", "fingerprints of designed candidates")
     median = float(designed.median())
@@ -221,9 +228,9 @@ def dissimilarity_figure(table: pd.DataFrame | None, cutoff: float) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     bins = np.histogram_bin_edges(values.dropna(), bins=min(40, max(10, len(values) // 5)))
     ax.hist(designed, bins=bins, color="#4c72b0", alpha=0.85, edgecolor="white", label=f"designed (n = {len(designed)})")
-    if len(random_values):
-        ax.hist(random_values, bins=bins, histtype="step", color="0.3", lw=1.5,
-                label=f"random baseline (n = {len(random_values)})")
+    if len(baseline_values):
+        ax.hist(baseline_values, bins=bins, histtype="step", color="0.3", lw=1.5,
+                label=f"random baselines (n = {len(baseline_values)})")
     ax.axvline(median, color="k", lw=2, label=f"median {median:.2f}")
     ax.axvline(PAPER_MEDIAN_DISSIMILARITY, color="0.4", ls=":", lw=2, label=f"paper median {PAPER_MEDIAN_DISSIMILARITY}")
     ax.axvline(cutoff, color="crimson", ls="--", lw=2, label=f"cut-off {cutoff:g}: {share:.0%} above")

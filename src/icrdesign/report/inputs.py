@@ -14,26 +14,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from icrdesign.artefacts.candidates import CANDIDATES_FILE, read_candidates
+from icrdesign.artefacts.dataset import read_dataset
+from icrdesign.artefacts.design import METRICS_FILE, DesignMetrics, read_metrics
+from icrdesign.artefacts.model import LATENT_FILE, LatentMeans, read_latent
+from icrdesign.artefacts.model import METRICS_FILE as MODEL_METRICS_FILE
+from icrdesign.artefacts.tables import read_table
+from icrdesign.cases import training_rows
 from icrdesign.io import read_json
 
 log = logging.getLogger(__name__)
 
 TIERS = ("surrogate", "mlip", "dft", "external")
-# The lift denominator is the prior baseline; every baseline (icrdesign.sampling's BASELINES, named here
-# so the report does not import torch) is kept out of the designed candidates' rates.
-BASELINE_STRATEGY = "random"
-BASELINE_STRATEGIES = ("random", "random_training")
 EVALUATION_COLUMNS = ["case", "id", "strategy", "tier", "formation_energy_per_atom", "band_gap", "status"]
-EXTERNAL_COLUMNS = ["case", "id", "E_f", "E_g"]
+#: Required columns of an external-results CSV (``--validation``); ``E_g`` and ``structure`` (a file
+#: path relative to the CSV) are optional.
+EXTERNAL_REQUIRED = ("case", "id", "E_f")
 
 
 @dataclass
 class ReportInputs:
+    """Every input of the report; an absent one is None (or empty) and named in ``absent``."""
+
     cases: dict[str, dict[str, Any]]
-    latent: dict[str, np.ndarray] | None = None
+    latent: LatentMeans | None = None
     model_metrics: dict[str, Any] | None = None
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
-    design_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    design_metrics: dict[str, DesignMetrics] = field(default_factory=dict)
     validation: pd.DataFrame | None = None
     external: pd.DataFrame | None = None
     dataset: pd.DataFrame | None = None
@@ -52,6 +59,13 @@ class ReportInputs:
         if not parts:
             return pd.DataFrame(columns=EVALUATION_COLUMNS)
         return pd.concat(parts, ignore_index=True)
+
+    def training_properties(self) -> dict[str, np.ndarray] | None:
+        """Each trained property's labels over the training split (as sampling's seed pool reads them)."""
+        if self.latent is None:
+            return None
+        train = training_rows(self.latent)
+        return {prop: values[train] for prop, values in self.latent.properties.items()}
 
     def novel_candidates(self) -> pd.DataFrame:
         """Valid, unique and novel candidates: the generated crystals the paper evaluates."""
@@ -85,60 +99,28 @@ class ReportInputs:
         return rows
 
 
-def _as_bool(series: pd.Series) -> pd.Series:
-    if series.dtype == bool:
-        return series
-    text = series.astype(str).str.strip().str.lower()
-    return text.isin({"true", "1", "yes"})
-
-
-def load_latent(model_dir: Path) -> dict[str, np.ndarray] | None:
-    path = model_dir / "latent.npz"
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
-
-
-def load_design(design_dir: Path, cases: list[str]) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[str]]:
-    """Concatenated candidates.csv of every case (with a ``case_dir`` column), metrics, absent cases."""
+def load_design(design_dir: Path, cases: list[str]) -> tuple[pd.DataFrame, dict[str, DesignMetrics], list[str]]:
+    """Concatenated candidates.csv of every case (with ``cif_path``), each case's metrics, absent files."""
     frames, metrics, absent = [], {}, []
     for case in cases:
         case_dir = design_dir / case
-        table = case_dir / "candidates.csv"
-        if not table.exists():
-            absent.append(f"design/{case}/candidates.csv")
+        if not (case_dir / CANDIDATES_FILE).exists():
+            absent.append(f"design/{case}/{CANDIDATES_FILE}")
             continue
-        frame = pd.read_csv(table, dtype={"id": str, "cif": str})
-        frame["case"] = case
-        frame["case_dir"] = str(case_dir)
-        for column in ("valid", "unique", "novel"):
-            frame[column] = _as_bool(frame[column]) if column in frame else False
-        frames.append(frame)
-        if (case_dir / "metrics.json").exists():
-            metrics[case] = read_json(case_dir / "metrics.json")
+        frames.append(read_candidates(case_dir / CANDIDATES_FILE))
+        if (case_dir / METRICS_FILE).exists():
+            metrics[case] = read_metrics(case_dir / METRICS_FILE)
     candidates = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return candidates, metrics, absent
 
 
-def candidate_cif(row: pd.Series) -> Path | None:
-    """The CIF of a candidate: its ``cif`` column relative to the case folder or to the run folder
-    (results/design/<case>/../../..), else cifs/<id>.cif."""
-    case_dir = Path(row["case_dir"]).resolve()
-    options = []
-    cif = row.get("cif")
-    if isinstance(cif, str) and cif.strip():
-        options += [case_dir / cif, case_dir.parents[2] / cif]
-    options.append(case_dir / "cifs" / f"{row['id']}.cif")
-    return next((p for p in options if p.is_file()), None)
-
-
 def load_external(path: Path, cases: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """External results (case, id, E_f, E_g[, structure]); bad rows are returned with a reason."""
-    frame = pd.read_csv(path, dtype={"case": str, "id": str})
-    missing = [c for c in EXTERNAL_COLUMNS if c not in frame.columns and c != "E_g"]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing} (required: case, id, E_f; optional: E_g, structure)")
+    """External results (case, id, E_f[, E_g, structure]); bad rows are returned with a reason.
+
+    Raises:
+        InputError: the file is missing or unreadable, or lacks a required column.
+    """
+    frame = read_table(path, EXTERNAL_REQUIRED)
     if "E_g" not in frame:
         frame["E_g"] = np.nan
     rejected = []
@@ -167,11 +149,13 @@ def load_external(path: Path, cases: dict[str, Any]) -> tuple[pd.DataFrame, list
 def load_inputs(results: Path, cases: dict[str, Any], external: Path | None = None) -> ReportInputs:
     """Everything the report reads from a results folder; absent inputs are listed in ``absent``."""
     inputs = ReportInputs(cases=cases)
-    inputs.latent = load_latent(results / "model")
-    if inputs.latent is None:
-        inputs.absent.append("model/latent.npz")
-    if (results / "model" / "metrics.json").exists():
-        inputs.model_metrics = read_json(results / "model" / "metrics.json")
+    model_dir = results / "model"
+    if (model_dir / LATENT_FILE).exists():
+        inputs.latent = read_latent(model_dir / LATENT_FILE)
+    else:
+        inputs.absent.append(f"model/{LATENT_FILE}")
+    if (model_dir / MODEL_METRICS_FILE).exists():
+        inputs.model_metrics = read_json(model_dir / MODEL_METRICS_FILE)
     inputs.candidates, inputs.design_metrics, absent = load_design(results / "design", list(cases))
     inputs.absent += absent
     validation = results / "validation" / "validation.csv"
@@ -182,7 +166,7 @@ def load_inputs(results: Path, cases: dict[str, Any], external: Path | None = No
         inputs.absent.append("validation/validation.csv")
     dataset = results / "data" / "dataset.parquet"
     if dataset.exists():
-        inputs.dataset = pd.read_parquet(dataset)
+        inputs.dataset = read_dataset(dataset)
     else:
         inputs.absent.append("data/dataset.parquet")
     if external is not None:

@@ -15,17 +15,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from pymatgen.core import Structure
 from tqdm import tqdm
 
 from icrdesign.io import atomic_path
-
+from icrdesign.parallel import process_pool
 
 FINGERPRINT_STATS = ("mean", "std_dev", "minimum", "maximum")
 # Candidates per block in the nearest-neighbour search: bounds memory at block x n_train floats.
@@ -153,7 +152,7 @@ def _map(function: Callable[[Item], Result], items: list[Item], n_jobs: int, des
     progress = dict(total=len(items), desc=description, unit="crystal", mininterval=2.0)
     # A worker pays seconds importing pymatgen/matminer: small batches run in this process.
     if n_jobs > 1 and len(items) >= _MIN_PARALLEL:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        with process_pool(n_jobs) as pool:
             chunksize = max(1, min(64, len(items) // (4 * n_jobs)))
             return list(tqdm(pool.map(function, items, chunksize=chunksize), **progress))
     return [function(item) for item in tqdm(items, **progress)]

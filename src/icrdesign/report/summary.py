@@ -8,8 +8,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icrdesign.report.inputs import BASELINE_STRATEGIES, BASELINE_STRATEGY, TIERS, ReportInputs
-from icrdesign.report.success import case_windows, evaluate, is_target_case, lift, success_rate
+from icrdesign.cases import (
+    BASELINE_STRATEGIES,
+    RANDOM_BASELINE,
+    case_windows,
+    evaluate,
+    is_target_case,
+    lift,
+    reference_strategy,
+    success_rate,
+    surrogate_lifts,
+    training_base_rate,
+)
+from icrdesign.report.inputs import TIERS, ReportInputs
 
 FUNNEL_KEYS = ("generated", "valid", "unique", "novel", "relaxed", "dft_done", "failed")
 CI_METHOD = "wilson"
@@ -32,11 +43,22 @@ def tier_rates(evaluations: pd.DataFrame, windows: dict) -> dict[str, dict[str, 
     return rates
 
 
-def training_base_rate(dataset: pd.DataFrame | None, windows: dict) -> dict[str, Any] | None:
-    """Share of training crystals inside the case's windows: the chance a random pick succeeds."""
-    if dataset is None or not len(dataset):
-        return None
-    return success_rate(evaluate(dataset, windows))
+def strategies_run(inputs: ReportInputs, case: str) -> list[str]:
+    """The strategies sampled for ``case``: metrics.json's, in run order, then any others in candidates.csv."""
+    names = list(inputs.design_metrics.get(case, {}).get("strategies", {}))
+    if not inputs.candidates.empty:
+        names += sorted(set(inputs.candidates.loc[inputs.candidates["case"] == case, "strategy"]) - set(names))
+    return names
+
+
+def design_lift(inputs: ReportInputs, case: str) -> tuple[str | None, float | None]:
+    """The case's reference strategy and its surrogate lift over random: what sampling's metrics.json reports."""
+    names = strategies_run(inputs, case)
+    reference = reference_strategy(names)
+    if reference is None or inputs.candidates.empty:
+        return reference, None
+    lifts = surrogate_lifts(inputs.candidates[inputs.candidates["case"] == case], names)
+    return reference, lifts.get(reference)
 
 
 def funnel(inputs: ReportInputs, case: str, strategy: str | None = None) -> dict[str, int | None]:
@@ -105,8 +127,10 @@ def build_summary(
     for case, spec in inputs.cases.items():
         windows = case_windows(spec["constraints"])
         rows = evaluations[evaluations["case"] == case]
-        base = training_base_rate(inputs.dataset, windows)
-        random_rates = tier_rates(rows[rows["strategy"] == BASELINE_STRATEGY], windows)
+        training = inputs.training_properties()
+        base = None if training is None else training_base_rate(windows, training)
+        reference, reference_lift = design_lift(inputs, case)
+        random_rates = tier_rates(rows[rows["strategy"] == RANDOM_BASELINE], windows)
         designed = rows[~rows["strategy"].isin(BASELINE_STRATEGIES)]
         tiers = _with_lifts(tier_rates(designed, windows), random_rates, base)
         strategies = {}
@@ -132,6 +156,8 @@ def build_summary(
                 for prop, w in windows.items()
             },
             "training_base_rate": base,
+            "lift_reference_strategy": reference,
+            "lift_over_random": reference_lift,
             "funnel": funnel(inputs, case),
             "tiers": tiers,
             "tiers_absent": [t for t in TIERS if t not in tiers],
@@ -150,7 +176,8 @@ def build_summary(
                 overall[tier] = stats
     summary = {
         "ci_method": CI_METHOD,
-        "baseline_strategy": BASELINE_STRATEGY,
+        "baseline_strategy": RANDOM_BASELINE,
+        "baseline_strategies": list(BASELINE_STRATEGIES),
         "dissimilarity_cutoff": cutoff,
         "cases": cases,
         "formation_energy_cases_overall": {"tiers": overall},
@@ -167,7 +194,7 @@ def build_summary(
 
 
 def rates_table(summary: dict[str, Any]) -> pd.DataFrame:
-    """Flat table: one row per case, strategy ('designed' = all but the baseline) and tier."""
+    """Flat table: one row per case, strategy ('designed' = all but the baselines) and tier."""
     rows = []
     for case, entry in summary["cases"].items():
         groups = [("designed", entry["tiers"])] + [(name, s["tiers"]) for name, s in entry["strategies"].items()]
@@ -224,7 +251,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         parts += [f"Absent inputs (shown as absent, not zero): {', '.join(summary['absent_inputs'])}", ""]
     parts += [
         f"Success rates: share of evaluable candidates inside the case window, 95% {summary['ci_method'].title()} "
-        f"score interval. 'designed' pools every strategy but the `{summary['baseline_strategy']}` baseline.",
+        f"score interval. 'designed' pools every strategy but the baselines "
+        f"({', '.join(f'`{name}`' for name in summary['baseline_strategies'])}); lifts are over "
+        f"`{summary['baseline_strategy']}`.",
         "",
         "## Success rates",
         "",
@@ -253,6 +282,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             "case": case,
             "window": windows,
             "training base rate": None if base is None else base["rate"],
+            "surrogate lift over random": entry["lift_over_random"],
+            "lift of": entry["lift_reference_strategy"],
             "dissimilarity median": None if diss is None else diss["median"],
             f"share > {cutoff:g}": None if diss is None else diss["share_above_cutoff"],
             "tiers absent": ", ".join(entry["tiers_absent"]) or "none",

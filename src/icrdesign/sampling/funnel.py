@@ -18,16 +18,18 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
-from icrdesign.sampling.cases import DesignCase
+from icrdesign.artefacts.candidates import SURROGATE_PROPERTIES
+from icrdesign.cases import DesignCase
 from icrdesign.sampling.matching import CompositionIndex
 from icrdesign.sampling.strategies import LatentProposals, TrainedModelLike
 from icrdesign.sampling.validity import ValidityCriteria, composition_problem, structural_problem
+from icrdesign.tolerances import SYMPREC
 
 log = logging.getLogger(__name__)
 
+#: Predicts each crystal's ``SURROGATE_PROPERTIES`` (one column each, NaN where it fails), as
+#: :func:`icrdesign.surrogate.predict_properties` does.
 Surrogate = Callable[[list[Structure]], pd.DataFrame]
-#: Properties the surrogate predicts; candidates.csv always carries their VAE and surrogate columns.
-SURROGATE_PROPERTIES = ("formation_energy_per_atom", "band_gap")
 
 
 @dataclass
@@ -48,8 +50,9 @@ class StrategyOutcome:
 
 
 def spacegroup_symbol(structure: Structure) -> str:
+    """The international symbol of ``structure`` at :data:`~icrdesign.tolerances.SYMPREC`, or "" if spglib fails."""
     try:
-        return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_symbol()
+        return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_symbol()
     except Exception:  # spglib gives up on some distorted cells; the symbol is informative only
         return ""
 
@@ -106,14 +109,6 @@ def process_strategy(
             progress.update(int(row["novel"]))
     progress.close()
     return outcome
-
-
-def candidate_columns(property_names: list[str]) -> list[str]:
-    """Columns of candidates.csv (VAE columns for the surrogate's properties and every trained one)."""
-    vae = [f"vae_{prop}" for prop in dict.fromkeys([*SURROGATE_PROPERTIES, *property_names])]
-    return ["id", "case", "strategy", "baseline", "seed", "sigma", "formula", "spacegroup", "nsites", *vae,
-            *(f"surrogate_{prop}" for prop in SURROGATE_PROPERTIES), "valid_structure", "valid_composition",
-            "valid", "unique", "novel", "surrogate_success", "cif"]
 
 
 def _candidate_row(candidate_id: str, case: DesignCase, strategy: str, guided: bool, seed: str, sigma: float,

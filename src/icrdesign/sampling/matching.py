@@ -19,6 +19,8 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
+from icrdesign.tolerances import NOVELTY_MATCHER
+
 
 @lru_cache(maxsize=None)
 def _reduced_formula(formula: str) -> str:
@@ -41,11 +43,12 @@ class _Entry:
 class CompositionIndex:
     """Structures grouped by reduced formula; ``find_match`` returns the id of an equivalent entry.
 
-    Matching is pymatgen's StructureMatcher (default tolerances) applied to primitive cells, which is
-    what ``StructureMatcher()`` does itself on every call.
+    Matching is pymatgen's StructureMatcher (:data:`~icrdesign.tolerances.NOVELTY_MATCHER` by default)
+    applied to primitive cells, which is what ``StructureMatcher()`` does itself on every call.
     """
 
-    def __init__(self, ltol: float = 0.2, stol: float = 0.3, angle_tol: float = 5.0) -> None:
+    def __init__(self, ltol: float = NOVELTY_MATCHER["ltol"], stol: float = NOVELTY_MATCHER["stol"],
+                 angle_tol: float = NOVELTY_MATCHER["angle_tol"]) -> None:
         self.matcher = StructureMatcher(ltol=ltol, stol=stol, angle_tol=angle_tol, primitive_cell=False)
         self._entries: dict[str, list[_Entry]] = defaultdict(list)
         self._size = 0

@@ -15,12 +15,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from icrdesign.sampling.cases import DesignCase
+from icrdesign.artefacts.model import read_latent
+from icrdesign.cases import DesignCase, training_rows
 
 log = logging.getLogger(__name__)
 
-#: Baselines are decoded without the property-branch filter; their success rate is the lift's denominator.
-BASELINES = ("random", "random_training")
 #: Seeds used when no training crystal meets a case: the closest ones to its window.
 MIN_SEEDS = 32
 #: Gradient strategy: each window side is tightened by this fraction of the property's spread, so
@@ -51,13 +50,13 @@ class SeedPool:
     @classmethod
     def from_latent_file(cls, path: Path, property_names: Sequence[str]) -> SeedPool:
         """Read the training-split rows of the model's ``latent.npz``."""
-        with np.load(path, allow_pickle=False) as data:
-            train = data["split"].astype(str) == "train"
-            return cls(
-                material_ids=data["material_id"].astype(str)[train],
-                z_mean=data["z_mean"][train].astype(np.float32),
-                properties={prop: data[prop][train].astype(float) for prop in property_names},
-            )
+        latent = read_latent(path)
+        train = training_rows(latent)
+        return cls(
+            material_ids=latent.material_ids[train],
+            z_mean=latent.z_mean[train].astype(np.float32),
+            properties={prop: latent.properties[prop][train].astype(float) for prop in property_names},
+        )
 
     def __len__(self) -> int:
         return len(self.material_ids)
@@ -121,6 +120,28 @@ def random_training(model: TrainedModelLike, pool: SeedPool, case: DesignCase, s
     return _perturb(pool, rng.integers(0, len(pool), size=n), settings, n, rng)
 
 
+def window_loss(case: DesignCase, predictions: torch.Tensor, property_names: Sequence[str],
+                scales: Mapping[str, float], margin_fraction: float) -> torch.Tensor:
+    """Differentiable per-row loss: squared hinge distance to the case's tightened windows, in units of ``scales``.
+
+    Tightening each side by ``margin_fraction`` of the property's scale pushes points well inside the
+    window rather than onto its edge, where model error would put half of them outside.
+
+    Args:
+        case: The design case.
+        predictions: Property-branch predictions, one column per name in ``property_names``.
+        property_names: The model's properties, in column order.
+        scales: Each constrained property's spread (the unit of the loss).
+        margin_fraction: How far inside each window side to aim, as a fraction of the scale.
+    """
+    loss = predictions.new_zeros(predictions.shape[0])
+    for prop, window in case.windows.items():
+        column = predictions[:, list(property_names).index(prop)]
+        inner = window.tightened(margin_fraction * scales[prop])
+        loss = loss + (torch.relu(inner.low - column) ** 2 + torch.relu(column - inner.high) ** 2) / scales[prop] ** 2
+    return loss
+
+
 def gradient_ascent(model: TrainedModelLike, pool: SeedPool, case: DesignCase, settings: StrategySettings,
                     n: int, rng: np.random.Generator) -> LatentProposals:
     """Perturbed seeds (as local_perturbation) moved by gradient descent on their distance to the window.
@@ -134,7 +155,7 @@ def gradient_ascent(model: TrainedModelLike, pool: SeedPool, case: DesignCase, s
     z = torch.tensor(start.z)
     for _ in range(settings.gradient_steps):
         z.requires_grad_(True)
-        loss = case.window_loss(model.property_tensor(z), model.property_names, scales, WINDOW_MARGIN)
+        loss = window_loss(case, model.property_tensor(z), model.property_names, scales, WINDOW_MARGIN)
         (gradient,) = torch.autograd.grad(loss.sum(), z)
         active = loss.detach() > 0
         if not bool(active.any()):
