@@ -24,15 +24,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import yaml  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
+from icrdesign.artefacts.validation import DFT, RECORD_FILES, read_record  # noqa: E402
+from icrdesign.cli.validation_common import results_only_on_stdout  # noqa: E402
 from icrdesign.config import load_config  # noqa: E402
 from icrdesign.validation import validate_dft  # noqa: E402
-from icrdesign.validation.cli_common import results_only_on_stdout  # noqa: E402
 from icrdesign.validation.dft import dft_references  # noqa: E402
 from icrdesign.validation.mlip import relax_structure  # noqa: E402
 
@@ -47,11 +49,11 @@ def command_outcome(out: Path) -> tuple[float, str]:
     """Seconds inside GPAW (over the task documents) and the status an ``icrdesign dft --out OUT`` run wrote."""
     docs = [json.loads(path.read_text()) for path in sorted(out.glob("dft_*_taskdoc.json"))]
     return (float(sum(doc["entry"]["data"]["calc_seconds"] for doc in docs)),
-            json.loads((out / "dft.json").read_text())["status"])
+            read_record(out / RECORD_FILES[DFT])["status"])
 
 
-def chgnet_rate(work: Path) -> float:
-    relaxation = {"force_field": "CHGNet", "fmax": 0.1, "steps": 300, "relax_cell": True, "store_uri": None}
+def chgnet_rate(relaxation: dict[str, Any], work: Path) -> float:
+    """CHGNet relaxations per minute of slightly perturbed cells, with the config's relaxation settings."""
     start = time.perf_counter()
     cells = list(structures().values())
     for i, structure in enumerate(cells):
@@ -68,19 +70,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="icrdesign-bench-"))
     config = load_config(None)
-    dft = config["dft"]
-    references = work / "references"
+    dft, relaxation = config["dft"], config["relaxation"]
+    references, mlip_references = work / "references", work / "mlip_references"
 
     # CHGNet prints its banner on stdout: keep stdout for the JSON.
     with results_only_on_stdout():
-        chgnet_per_min = chgnet_rate(work)
+        chgnet_per_min = chgnet_rate(relaxation, work)
         start = time.perf_counter()
-        dft_references(["Si", "Na", "Cl"], dft, references, work / "references_work")
+        dft_references(["Si", "Na", "Cl"], dft, relaxation, references, mlip_references, work / "references_work")
         reference_wall = time.perf_counter() - start
 
         rows = []
         for name, structure in structures().items():
-            row, docs = validate_dft(structure, dft, work / name, references)
+            row, docs = validate_dft(structure, dft, relaxation, work / name, references, mlip_references)
             inside = float(sum(doc.entry.data["calc_seconds"] for doc in docs.values()))
             rows.append({"cell": name, "nsites": row["nsites"], "status": row["status"], "how": "validate_dft",
                          "wall_s": row["wall_s"], "gpaw_s": inside, "overhead_s": row["wall_s"] - inside})
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         config_file = work / "config.yaml"
         config_file.write_text(yaml.safe_dump({"dft": dft}))
         command = [sys.executable, "-m", "icrdesign.cli", "dft", str(cif), "--config", str(config_file),
-                   "--references", str(references)]
+                   "--references", str(references), "--mlip-references", str(mlip_references)]
         start = time.perf_counter()
         subprocess.run([*command, "--out", str(work / "cli")], check=True, capture_output=True)
         wall = time.perf_counter() - start

@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from mp_server import DB_VERSION, HEARTBEAT_PATH, SUMMARY_PATH, MPTestServer, reference_documents
 from pymatgen.core import Structure
 
-from icrdesign.config import REPO_ROOT, load_config
+from workflow_runner import REPO as REPO_ROOT
+
+from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS
+from icrdesign.config import load_config
 from icrdesign.data.materials_project import (
     API_KEY_ENV,
     ENDPOINT_ENV,
-    REJECTED_COLUMNS,
-    TABLE_COLUMNS,
     APIKeyError,
     MaterialsProjectError,
     documents_to_table,

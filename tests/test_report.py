@@ -19,7 +19,7 @@ from icrdesign.cli import main as cli_main
 from icrdesign.config import load_config
 from icrdesign.report import FIGURES, build_report, dissimilarity, nearest_neighbours
 from icrdesign.report import similarity as fp
-from icrdesign.report.inputs import load_inputs
+from icrdesign.report.inputs import ReportPaths, load_inputs
 from icrdesign.report.summary import build_summary
 
 # ---------------------------------------------------------------- success rates and intervals
@@ -201,7 +201,7 @@ def test_report_base_rate_and_lift_equal_the_sampling_metrics(tmp_path):
         metrics, _ = summarise(candidates, pd.DataFrame(columns=list(REJECTED_COLUMNS)), generated, case, pool)
         write_metrics(case_dir / METRICS_FILE, metrics)
         sampled[name] = metrics
-    inputs = load_inputs(results, config["sampling"]["cases"])
+    inputs = load_inputs(ReportPaths.under(results), config["sampling"]["cases"])
     summary = build_summary(inputs, inputs.evaluations(), None, cutoff=0.5)
 
     assert set(sampled) == {"Ef_-0.5", "Eg_1.5"}

@@ -1,4 +1,5 @@
-"""Validation funnel: selection, VASP inputs, result files, custodian handler, CHGNet via atomate2."""
+"""Validation funnel: selection, VASP inputs, records and table, retrying failures, custodian handler,
+CHGNet via atomate2."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ from hypothesis import given, settings, strategies as st
 from jobflow import Flow, job
 from pymatgen.core import Lattice, Structure
 
-from icrdesign.validation import (VALIDATION_COLUMNS, GpawErrorHandler, failed_results, select_for_dft,
-                                  select_for_relaxation, validate_mlip, write_validation_table,
-                                  write_vasp_inputs)
+from icrdesign.artefacts.candidates import CANDIDATE_COLUMNS, write_candidates
+from icrdesign.artefacts.validation import (VALIDATION_COLUMNS, read_validation_table, validation_table,
+                                            write_record, write_validation_table)
+from icrdesign.cli.common import run_command
+from icrdesign.validation import (GpawErrorHandler, failed_records, select_for_dft, select_for_relaxation,
+                                  validate_mlip, write_vasp_inputs)
 from icrdesign.validation.flows import job_error, run_flow
 from icrdesign.validation.gpaw_worker import INPUT_FILE, STATUS_FILE
-from icrdesign.validation.results import write_result
+from icrdesign.validation.references import index_path
+
+# The default config's relaxation settings with a short optimisation.
+RELAXATION = {"force_field": "CHGNet", "fmax": 0.05, "steps": 300, "relax_cell": True, "molecule_box": 9.0,
+              "store_uri": None}
 
 
 @job
@@ -33,11 +41,15 @@ def explode(value: float) -> float:
 
 
 def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]) -> pd.DataFrame:
+    """A candidates.csv table (every fixed column) as ``read_candidates`` gives it."""
     n = len(nsites)
-    return pd.DataFrame({"id": [f"c-{strategies[i]}-{i:05d}" for i in range(n)], "strategy": strategies,
-                         "baseline": [s in ("random", "random_training") for s in strategies], "nsites": nsites,
-                         "valid": valid, "unique": [True] * n, "novel": [True] * n,
-                         "cif": [f"cifs/{i}.cif" for i in range(n)]})
+    frame = pd.DataFrame({"id": [f"c-{strategies[i]}-{i:05d}" for i in range(n)], "case": ["c"] * n,
+                          "strategy": strategies, "baseline": [s in ("random", "random_training") for s in strategies],
+                          "seed": ["7"] * n, "sigma": [0.6] * n, "formula": ["NaCl"] * n, "spacegroup": ["Fm-3m"] * n,
+                          "nsites": nsites, "valid_structure": valid, "valid_composition": valid, "valid": valid,
+                          "unique": [True] * n, "novel": [True] * n, "surrogate_success": [False] * n,
+                          "cif": [f"cifs/{i}.cif" for i in range(n)]})
+    return frame[list(CANDIDATE_COLUMNS)]
 
 
 def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
@@ -122,27 +134,27 @@ def test_failed_reference_is_recorded_reused_and_retried(tmp_path):
     with pytest.raises(ReferenceFailed):
         cached_references(["Sr"], cache, {"ecut": 400}, compute)
     assert calls == ["Na", "Sr"] and cached_references(["Na"], cache, {"ecut": 400}, compute)["Na"]["status"] == "ok"
-    assert failed_results(tmp_path) == [cache / "Sr.json"]  # a rerun retries it
+    assert failed_records(tmp_path) == [cache / "Sr.json"]  # retry-failed forgets it
 
 
 def test_references_job_computes_each_element_once_and_indexes_failures(tmp_path, capsys):
-    from icrdesign.validation.cli_common import print_references
+    from icrdesign.cli.validation_common import print_references
     from icrdesign.validation.references import cached_references
 
     calls: list[str] = []
     compute = _reference_computation_failing_for_sr(calls)
 
     cache = tmp_path / "references" / "gpaw"
-    index = cache / "index.json"
+    index = index_path(cache)
     assert print_references(["Na", "Sr", "Cl", "Na"], lambda els: cached_references(els, cache, {}, compute), index) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["element"], line["status"]) for line in lines] == [("Cl", "ok"), ("Na", "ok"), ("Sr", "failed")]
     assert "Too few bands!" in lines[2]["reason"] and calls == ["Cl", "Na", "Sr"]
     recorded = json.loads(index.read_text())
     assert recorded["elements"] == {"Cl": "ok", "Na": "ok", "Sr": "failed"} and recorded["status"] == "failed"
-    # A rerun deletes the index with the failed record, so the references job runs again, for Sr only.
-    assert sorted(failed_results(tmp_path)) == [cache / "Sr.json", index]
-    for path in failed_results(tmp_path):
+    # retry-failed forgets the index with the failed record, so the references job runs again, for Sr only.
+    assert set(failed_records(tmp_path)) == {cache / "Sr.json", index}
+    for path in failed_records(tmp_path):
         path.unlink()
     print_references(["Na", "Sr", "Cl"], lambda els: cached_references(els, cache, {}, compute), index)
     assert calls == ["Cl", "Na", "Sr", "Sr"]
@@ -152,14 +164,18 @@ def test_result_files_table_and_failed_detection(tmp_path):
     ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
           "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
           "reason": "", "corrections": "", "wall_s": 1.0}
-    write_result(tmp_path / "a" / "c1" / "mlip.json", ok, {})
-    write_result(tmp_path / "a" / "c2" / "dft.json", {**ok, "candidate_id": "c2", "tier": "dft",
+    write_record(tmp_path / "a" / "c1" / "mlip.json", ok, {})
+    write_record(tmp_path / "a" / "c2" / "dft.json", {**ok, "candidate_id": "c2", "tier": "dft",
                                                        "status": "failed", "reason": "scf_not_converged"}, {})
-    assert failed_results(tmp_path) == [tmp_path / "a" / "c2" / "dft.json"]
-    table = write_validation_table(sorted(tmp_path.glob("[!r]*/*/*.json")), tmp_path / "validation.csv")
-    assert list(table.columns) == VALIDATION_COLUMNS
+    assert failed_records(tmp_path) == [tmp_path / "a" / "c2" / "dft.json"]
+    table = validation_table(sorted(tmp_path.glob("[!r]*/*/*.json")))
+    write_validation_table(tmp_path / "validation.csv", table)
+    assert tuple(table.columns) == VALIDATION_COLUMNS
     read = pd.read_csv(tmp_path / "validation.csv")
     assert read["status"].tolist() == ["ok", "failed"] and np.isnan(read["band_gap"]).all()
+    typed = read_validation_table(tmp_path / "validation.csv")
+    assert typed["candidate_id"].tolist() == ["c1", "c2"] and typed["corrections"].tolist() == ["", ""]
+    assert typed["nsites"].dtype == np.int64 and np.isnan(typed["band_gap"]).all()
 
 
 @pytest.mark.slow
@@ -167,8 +183,7 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Na", "Cl"],
                                           [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
     structure.perturb(0.15, min_distance=0.05, seed=3)
-    relaxation = {"force_field": "CHGNet", "fmax": 0.05, "steps": 300, "relax_cell": True, "store_uri": None}
-    row, doc = validate_mlip(structure, relaxation, tmp_path / "cand", tmp_path / "refs")
+    row, doc = validate_mlip(structure, RELAXATION, tmp_path / "cand", tmp_path / "refs")
     assert row["status"] == "ok", row["reason"]
     steps = doc.output.ionic_steps
     assert steps[-1].energy < steps[0].energy
@@ -198,7 +213,7 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     candidates["id"] = list(structures)
     candidates["cif"] = [f"cifs/{candidate_id}.cif" for candidate_id in structures]
     candidates["formula"] = [s.composition.reduced_formula for s in structures.values()]
-    candidates.to_csv(case_dir / "candidates.csv", index=False)
+    write_candidates(case_dir / "candidates.csv", candidates)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"dft": {"max_candidates_per_case": 1, "max_sites": 8, "relax": True}}))
 
@@ -233,6 +248,27 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     assert Flow.from_dict(json.loads(dft.to_json())).as_dict() == dft.as_dict()
 
 
+def test_task_documents_are_picked_by_the_flow_structure_for_both_engines():
+    from icrdesign.validation.dft import dft_flow, task_documents
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    gpaw = {"engine": "gpaw", "relax": True, "max_corrections": 1, "runtime": 10,
+            "gpaw": {"xc": "PBE", "ecut": 300, "kpoint_density": 2.0, "smearing_width": 0.05,
+                     "max_scf_iterations": 50, "fmax": 0.05, "relax_steps": 5, "mpi_procs": 1}}
+    for dft, relaxations in ((gpaw, ["relax"]), ({"engine": "vasp"}, ["relax_1", "relax_2"])):
+        flow = dft_flow(nacl, dft, relax=True)
+        # Every job "finished", each output naming its job: the roles follow the flow, not the job names.
+        outputs = {job.uuid: job.uuid for job, _ in flow.iterflow()}
+        docs = task_documents(flow, outputs)
+        assert list(docs) == [*relaxations, "static"] and docs["static"] == flow.output.uuid
+        calculations = [job for job, _ in flow.iterflow() if job.maker is not None]
+        assert [docs[name] for name in relaxations] == [job.uuid for job in calculations[:-1]]
+        assert task_documents(flow, {uuid: doc for uuid, doc in outputs.items() if uuid != flow.output.uuid}).keys() \
+            == set(relaxations)
+    static_only = dft_flow(nacl, {"engine": "vasp"}, relax=False)
+    assert list(task_documents(static_only, {static_only.output.uuid: "doc"})) == ["static"]
+
+
 def test_flows_run_in_their_work_dir_and_failures_keep_their_reason(tmp_path, monkeypatch):
     # A relative work directory, as the rules pass it: jobflow enters each job's folder, the store must not.
     monkeypatch.chdir(tmp_path)
@@ -258,8 +294,7 @@ def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd
     # fcc Pb, one atom per cell, strained 4 %: CHGNet must bring it back to its own fcc reference.
     pb = Structure(Lattice([[0, 2.475, 2.475], [2.475, 0, 2.475], [2.475, 2.475, 0]]), ["Pb"], [[0, 0, 0]])
     pb.apply_strain([0.04, 0.0, -0.02])
-    relaxation = {"force_field": "CHGNet", "fmax": 0.05, "steps": 200, "relax_cell": True, "store_uri": None}
-    row, doc = validate_mlip(pb, relaxation, Path("results/Pb"), Path("results/references"))
+    row, doc = validate_mlip(pb, {**RELAXATION, "steps": 200}, Path("results/Pb"), Path("results/references"))
     assert row["status"] == "ok", row["reason"]
     steps = doc.output.ionic_steps
     assert len(doc.structure) == 1 and steps[-1].energy < steps[0].energy
@@ -275,38 +310,95 @@ def test_relax_command_prints_only_its_summary_json_on_stdout(tmp_path):
     Structure(Lattice([[0, 2.5, 2.5], [2.5, 0, 2.5], [2.5, 2.5, 0]]), ["Pb"], [[0, 0, 0]]).to(filename=str(cif))
     done = subprocess.run([sys.executable, "-m", "icrdesign.cli", "relax", str(cif), "--out", str(tmp_path / "out"),
                            "--references", str(tmp_path / "refs")], capture_output=True, text=True, check=True)
+    assert (tmp_path / "out" / "mlip.json").exists() and (tmp_path / "out" / "mlip_structure.cif").exists()
     summary = json.loads(done.stdout)
     assert summary["status"] == "ok" and summary["formula"] == "Pb" and summary["engine"] == "CHGNet"
     assert abs(summary["formation_energy_per_atom"]) < 0.01
     assert "CHGNet" in done.stderr
 
 
+def test_validation_plan_selects_per_tier_and_keys_reference_caches_by_settings(tmp_path):
+    from icrdesign.validation import ValidationPlan
+
+    frame = candidates_frame([2, 8, 2, 3], ["local_perturbation", "gradient_ascent", "random", "local_perturbation"],
+                             [True] * 4)
+    frame["formula"] = ["NaCl", "SrTiO3", "KBr", "MgO"]
+    write_candidates(tmp_path / "design" / "a" / "candidates.csv", frame)
+    dft = {"engine": "gpaw", "max_candidates_per_case": 1, "max_sites": 4, "exclude_elements": ["Pr"], "relax": False,
+           "runtime": 30, "gpaw": {"xc": "PBE", "ecut": 400, "mpi_procs": 1}}
+    config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "max_candidates_per_case": None},
+              "dft": dft}
+
+    def plan(config: dict) -> ValidationPlan:
+        return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv")
+
+    ids = frame["id"]
+    assert plan(config).result_paths() == [str(tmp_path / "validation" / "a" / candidate / name) for candidate, name in
+                                           [(ids[0], "mlip.json"), (ids[1], "mlip.json"), (ids[3], "mlip.json"),
+                                            (ids[0], "dft.json")]]
+    assert plan(config).reference_elements("mlip") == ["Cl", "Mg", "Na", "O", "Sr", "Ti"]
+    assert plan(config).reference_elements("dft") == ["Cl", "Na"]
+    assert plan(config).dft_references_runtime() == 60
+    # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype
+    # references start from the MLIP's), the parallelisation keys none.
+    mlip_dir, dft_dir = plan(config).reference_dir("mlip"), plan(config).reference_dir("dft")
+    assert Path(mlip_dir).name.startswith("CHGNet-") and Path(dft_dir).name.startswith("gpaw-")
+    more_steps = {**config, "relaxation": {**config["relaxation"], "steps": 500}}
+    assert plan(more_steps).reference_dir("mlip") != mlip_dir and plan(more_steps).reference_dir("dft") != dft_dir
+    more_procs = {**config, "dft": {**dft, "gpaw": {**dft["gpaw"], "mpi_procs": 4}}}
+    assert plan(more_procs).reference_dir("dft") == dft_dir
+    assert plan(config).reference_index("dft") == dft_dir + ".index.json"
+
+
+def _validation_with_failures(results: Path) -> dict[str, Path]:
+    """A validation folder with an ok and a failed candidate record, and a failed reference in its index."""
+    ok = {"status": "ok", "reason": ""}
+    failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
+    paths = {"failed": results / "validation/Ef/c1/dft.json", "ok": results / "validation/Ef/c2/mlip.json",
+             "failed_reference": results / "validation/references/gpaw-0/Sr.json",
+             "ok_reference": results / "validation/references/gpaw-0/Na.json",
+             "failed_index": results / "validation/references/gpaw-0.index.json"}
+    for name, path in paths.items():
+        write_record(path, failed if name.startswith("failed") else ok, {})
+    return paths
+
+
+def test_retry_failed_forgets_failed_results_and_a_dry_run_changes_nothing(tmp_path, capsys):
+    paths = _validation_with_failures(tmp_path / "results")
+    forgotten = {paths["failed"], paths["failed_reference"], paths["failed_index"]}
+    assert run_command("retry-failed", "icrdesign.cli.retry_failed",
+                       ["--results", str(tmp_path / "results"), "--dry-run"]) == 0
+    assert all(path.exists() for path in paths.values())
+    assert {Path(line.split()[-1]) for line in capsys.readouterr().out.splitlines()[:-1]} == forgotten
+    assert run_command("retry-failed", "icrdesign.cli.retry_failed", ["--results", str(tmp_path / "results")]) == 0
+    assert {path for path in paths.values() if not path.exists()} == forgotten
+    assert failed_records(tmp_path / "results/validation") == []
+
+
 @pytest.mark.slow
-def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_path):
-    """validation.smk deletes failed result files while parsing, so a real rerun retries them; `-n` must not."""
+def test_running_the_workflow_never_forgets_failed_results(tmp_path):
+    """Retrying is explicit (icrdesign retry-failed): neither a dry run nor a real run of the workflow
+    deletes a failed result while it is parsed."""
     import os
-    import subprocess
-    import sys
     import time
 
     import yaml
 
+    from icrdesign.config import validate_config
+    from icrdesign.wiring import stage_config_text
+
     repo = Path(__file__).resolve().parent.parent
-    ok = {"status": "ok", "reason": ""}
-    failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
-    write_result(tmp_path / "results/validation/Ef/c1/dft.json", failed, {})
-    write_result(tmp_path / "results/validation/Ef/c2/mlip.json", ok, {})
+    paths = _validation_with_failures(tmp_path / "results")
+    config = yaml.safe_load((repo / "tests/e2e_config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # An up-to-date target (every output newer than its input, judged by modification time only): nothing to run.
+    (tmp_path / "results/config").mkdir(parents=True)
+    (tmp_path / "results/config/data.json").write_text(stage_config_text(validate_config(config), "data"))
     target = "results/data/dataset.parquet"
     for output in (target, "results/data/rejected.csv", "results/provenance.json"):
         (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / output).write_text("up to date")
         os.utime(tmp_path / output, (time.time() + 3600, time.time() + 3600))
-
-    # The e2e config keeps failures final; this test is about the default, retrying behaviour.
-    config = yaml.safe_load((repo / "tests/e2e_config.yaml").read_text())
-    config["dft"]["retry_failed"] = True
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
 
     def snakemake(*args: str) -> None:
         done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
@@ -316,7 +408,7 @@ def test_failed_results_are_forgotten_by_a_real_run_but_never_by_a_dry_run(tmp_p
         assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-3000:]
 
     snakemake("--dry-run")
-    assert failed_results(tmp_path / "results/validation") == [tmp_path / "results/validation/Ef/c1/dft.json"]
     snakemake()
-    assert failed_results(tmp_path / "results/validation") == []
-    assert (tmp_path / "results/validation/Ef/c2/mlip.json").exists()
+    assert all(path.exists() for path in paths.values())
+    assert set(failed_records(tmp_path / "results/validation")) == {
+        paths["failed"], paths["failed_reference"], paths["failed_index"]}

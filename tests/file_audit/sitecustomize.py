@@ -22,8 +22,10 @@ if _FOLDER and "icrdesign.cli" in _ARGV:
 
     def _record(event: str, args: tuple) -> None:
         if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            mode = args[1] or "r"
-            if isinstance(mode, str) and not set(mode) & set("wax+"):
+            mode, flags = args[1], args[2]
+            # builtins.open gives a mode string; os.open (tempfile.mkstemp) gives None and its flags.
+            writes = set(mode) & set("wax+") if isinstance(mode, str) else flags & (os.O_WRONLY | os.O_RDWR)
+            if not writes:
                 _reads.add(os.path.abspath(os.fsdecode(args[0])))
         elif event == "os.rename":
             _writes.add(os.path.abspath(os.fsdecode(args[1])))

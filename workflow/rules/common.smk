@@ -1,5 +1,5 @@
-# Shared by every rule file: the validated config, where results go, the command every rule runs,
-# per-rule resources and the per-stage config files. Helpers only; the rules live in the other files.
+# Helpers shared by the workflow's .smk files (no rules here): the validated config,
+# per-rule resources and the per-stage config files.
 
 import re
 import sys

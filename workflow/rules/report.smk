@@ -26,7 +26,7 @@ rule report:
         train_fingerprints=f"{RESULTS}/report/fingerprints_train.npz",
     params:
         icrdesign=ICRDESIGN,
-        results=RESULTS,
+        design=lambda wildcards, input: Path(input.design_metrics[0]).parents[1],
         out=lambda wildcards, output: Path(output.summary).parent,
     log:
         f"{RESULTS}/logs/report.log",
@@ -39,8 +39,9 @@ rule report:
         mem_mb=resources_for("report")["mem_mb"],
         runtime=resources_for("report")["runtime"],
     shell:
-        "{params.icrdesign} report --config {input.config} --results {params.results} --out {params.out} "
-        "--jobs {threads} > {log} 2>&1"
+        "{params.icrdesign} report --config {input.config} --latent {input.latent} "
+        "--model-metrics {input.model_metrics} --design {params.design} --validation-table {input.validation} "
+        "--dataset {input.dataset} --out {params.out} --jobs {threads} > {log} 2>&1"
 
 
 rule paper_figures:

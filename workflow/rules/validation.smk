@@ -1,181 +1,163 @@
-# Validation funnel: one MLIP relaxation per selected candidate, one DFT job per DFT-selected
-# candidate (its own threads/runtime/mem_mb, so SLURM maps it to an allocation), one elemental-reference
-# job per engine, and the aggregate table. Candidates come from the `sample` checkpoint.
+# Validation funnel: each tier's elemental references in one job, one MLIP relaxation per selected
+# candidate, one DFT job per DFT-selected candidate (its own threads/runtime/mem_mb, so SLURM maps it to
+# an allocation), and the aggregate table. Candidates come from the `sample` checkpoint; which ones each
+# tier takes, which elements it needs and where every file lies come from icrdesign.validation.plan.
+# A failed candidate is a result; `icrdesign retry-failed --results results` forgets the failed ones,
+# so that the next run redoes them.
 
-import pandas as pd
-from pymatgen.core import Composition
+from icrdesign.artefacts.candidates import candidate_cif
+from icrdesign.artefacts.validation import DFT, MLIP, mlip_structure_path, record_path, validation_dir, work_path
+from icrdesign.validation.plan import ValidationPlan
 
-from icrdesign.validation.results import failed_results
-from icrdesign.validation.selection import select_for_dft, select_for_relaxation
-
-VALIDATION = f"{RESULTS}/validation"
-MLIP_ENGINE = config["relaxation"]["force_field"]
-DFT_ENGINE = config["dft"]["engine"]
-
-# A rerun retries failed candidates (a failed relaxation or DFT is recorded as a result with status
-# 'failed'): their result files are deleted here, while the workflow is parsed and before the DAG is
-# built, so Snakemake sees them missing and schedules exactly those jobs (and the table and report
-# after them). Only in a real run's main process: never on a dry run (`-n` changes nothing on disk, so
-# it reports failed candidates as done, while the real run retries them) and never in a cluster or
-# subprocess job that re-reads this file while others run. A run where everything succeeded leaves
-# nothing to delete, so a rerun with nothing changed does nothing.
-# `dft.retry_failed: false` keeps failures as final results (a deterministic failure then costs
-# nothing on later runs).
-if (config["dft"]["retry_failed"] and workflow.is_main_process
-        and not (workflow.output_settings and workflow.output_settings.dryrun)):
-    for failed in failed_results(Path(VALIDATION)):
-        failed.unlink()
+VALIDATION_DIR = validation_dir(RESULTS)
+VALIDATION_PLAN = ValidationPlan(
+    config, VALIDATION_DIR, lambda case: checkpoints.sample.get(case=case).output.candidates
+)
 
 
-def case_candidates(case):
-    return pd.read_csv(checkpoints.sample.get(case=case).output.candidates)
-
-
-def candidate_row(wildcards):
-    candidates = case_candidates(wildcards.case)
-    return candidates[candidates["id"].astype(str) == wildcards.candidate].iloc[0]
-
-
-def candidate_cif(wildcards):
-    return f"{RESULTS}/design/{wildcards.case}/{candidate_row(wildcards)['cif']}"
-
-
-def relaxation_ids(candidates):
-    return select_for_relaxation(candidates, config["relaxation"]["max_candidates_per_case"])
-
-
-def dft_ids(candidates):
-    return select_for_dft(candidates, config["dft"], config["relaxation"]["max_candidates_per_case"])
-
-
-def reference_elements(engine):
-    """Every element of the candidates that reach this engine's tier, over all cases."""
-    select = relaxation_ids if engine == MLIP_ENGINE else dft_ids
-    elements = set()
-    for case in config["sampling"]["cases"]:
-        candidates = case_candidates(case)
-        chosen = candidates[candidates["id"].astype(str).isin(select(candidates))]
-        for formula in chosen["formula"]:
-            elements.update(el.symbol for el in Composition(formula).elements)
-    return sorted(elements)
-
-
-def reference_runtime(engine):
-    """Minutes for one engine's references job: an MLIP relaxation's allowance for the whole batch
-    (seconds each), a DFT job's for every element (each is a DFT calculation)."""
-    if engine == MLIP_ENGINE:
-        return resources_for("relax")["runtime"]
-    return config["dft"]["runtime"] * max(1, len(reference_elements(engine)))
-
-
-def reference_index(engine):
-    # ancient: a references job that reruns (a new element, a failed one retried) recomputes only
-    # what is missing, so the candidates computed before it are not out of date.
-    return ancient(f"{VALIDATION}/references/{engine}/index.json")
-
-
-def validation_results(wildcards):
-    paths = []
-    for case in config["sampling"]["cases"]:
-        candidates = case_candidates(case)
-        paths += [f"{VALIDATION}/{case}/{cid}/mlip.json" for cid in relaxation_ids(candidates)]
-        paths += [f"{VALIDATION}/{case}/{cid}/dft.json" for cid in dft_ids(candidates)]
-    return paths
-
-
-rule references:
-    """The elemental references of one engine (MLIP or DFT) for every candidate of its tier, in one job:
-    each is seconds to minutes, while a job's start (imports, model load) costs ~7 s. Cached per
-    element (results/validation/references/<engine>/<El>.json); index.json records each status."""
+rule mlip_references:
+    """The MLIP's elemental references for every candidate of its tier, in one job: each is seconds,
+    while a job's start (imports, model load) costs ~7 s. The cache folder (one per engine and
+    settings) keeps every element computed so far: a rerun adds what is missing. The index beside it
+    records each element's status."""
     input:
-        config=section_config_file("relaxation", "dft"),
-        candidates=lambda wc: [checkpoints.sample.get(case=case).output.candidates for case in config["sampling"]["cases"]],
+        config=stage_config("relaxation"),
+        candidates=lambda wildcards: VALIDATION_PLAN.candidates_tables(),
     output:
-        f"{VALIDATION}/references/{{engine}}/index.json",
+        cache=update(directory(VALIDATION_PLAN.reference_dir(MLIP))),
+        index=VALIDATION_PLAN.reference_index(MLIP),
     params:
-        command=lambda wc: "dft --engine " + wc.engine if wc.engine in ("gpaw", "vasp") else "relax",
-        elements=lambda wc: " ".join(reference_elements(wc.engine)),
+        icrdesign=ICRDESIGN,
+        elements=lambda wildcards: " ".join(VALIDATION_PLAN.reference_elements(MLIP)),
+        work=VALIDATION_PLAN.reference_work_dir(MLIP),
     log:
-        f"{RESULTS}/logs/references_{{engine}}.log",
+        f"{RESULTS}/logs/references_{MLIP}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/references_{{engine}}.tsv"
-    threads: config["dft"]["threads"]
-    resources:
-        mem_mb=config["dft"]["mem_mb"],
-        runtime=lambda wc: reference_runtime(wc.engine),
-    shell:
-        "{PY} icrdesign.cli {params.command} --reference-elements {params.elements} --index {output} "
-        "--config {input.config} --references {VALIDATION}/references/{wildcards.engine} "
-        "--out {VALIDATION}/references/work/{wildcards.engine} > {log} 2>&1"
-
-
-rule relax:
-    """MLIP relaxation + corrected formation energy of one candidate (atomate2 + jobflow)."""
-    input:
-        config=section_config_file("relaxation"),
-        candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
-        references=reference_index(MLIP_ENGINE),
-    output:
-        f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
-    params:
-        cif=candidate_cif,
-    log:
-        f"{RESULTS}/logs/relax_{{case}}_{{candidate}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/relax_{{case}}_{{candidate}}.tsv"
+        f"{RESULTS}/benchmarks/references_{MLIP}.tsv"
+    conda:
+        CONDA_ENV
     threads: resources_for("relax")["threads"]
     resources:
         mem_mb=resources_for("relax")["mem_mb"],
         runtime=resources_for("relax")["runtime"],
     shell:
-        "{PY} icrdesign.cli relax {params.cif} --config {input.config} --case {wildcards.case} "
-        "--candidate-id {wildcards.candidate} --references {VALIDATION}/references/{MLIP_ENGINE} "
-        "--out {VALIDATION}/{wildcards.case}/{wildcards.candidate} > {log} 2>&1"
+        "{params.icrdesign} relax --reference-elements {params.elements} --references {output.cache} "
+        "--index {output.index} --config {input.config} --out {params.work} > {log} 2>&1"
+
+
+rule dft_references:
+    """The DFT elemental references for every candidate of its tier, in one job (each is a DFT
+    calculation, so the job's runtime is one per element); prototype elements start from the MLIP's."""
+    input:
+        config=stage_config("relaxation", "dft"),
+        candidates=lambda wildcards: VALIDATION_PLAN.candidates_tables(),
+        mlip_references=ancient(VALIDATION_PLAN.reference_dir(MLIP)),
+    output:
+        cache=update(directory(VALIDATION_PLAN.reference_dir(DFT))),
+        index=VALIDATION_PLAN.reference_index(DFT),
+    params:
+        icrdesign=ICRDESIGN,
+        elements=lambda wildcards: " ".join(VALIDATION_PLAN.reference_elements(DFT)),
+        work=VALIDATION_PLAN.reference_work_dir(DFT),
+    log:
+        f"{RESULTS}/logs/references_{DFT}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/references_{DFT}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["dft"]["threads"]
+    resources:
+        mem_mb=config["dft"]["mem_mb"],
+        runtime=lambda wildcards: VALIDATION_PLAN.dft_references_runtime(),
+    shell:
+        "{params.icrdesign} dft --reference-elements {params.elements} --references {output.cache} "
+        "--mlip-references {input.mlip_references} --index {output.index} --config {input.config} "
+        "--out {params.work} > {log} 2>&1"
+
+
+rule relax:
+    """MLIP relaxation + corrected formation energy of one candidate (atomate2 + jobflow)."""
+    input:
+        config=stage_config("relaxation"),
+        candidates=rules.sample.output.candidates,
+        cifs=rules.sample.output.cifs,
+        # ancient: a references job that reruns (new elements, a failed one retried) only adds to the
+        # cache, so the candidates computed before it are not out of date. The index is an input too:
+        # `retry-failed` removes a failed one, so the references job reruns before the retried candidates.
+        references=ancient(VALIDATION_PLAN.reference_dir(MLIP)),
+        references_index=ancient(VALIDATION_PLAN.reference_index(MLIP)),
+    output:
+        record=record_path(VALIDATION_DIR, "{case}", "{candidate}", MLIP),
+        structure=mlip_structure_path(VALIDATION_DIR, "{case}", "{candidate}"),
+        work=directory(work_path(VALIDATION_DIR, "{case}", "{candidate}", MLIP)),
+    params:
+        icrdesign=ICRDESIGN,
+        cif=lambda wildcards, input: candidate_cif(input.candidates, wildcards.candidate),
+        out=lambda wildcards, output: Path(output.record).parent,
+    log:
+        f"{RESULTS}/logs/relax_{{case}}_{{candidate}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/relax_{{case}}_{{candidate}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: resources_for("relax")["threads"]
+    resources:
+        mem_mb=resources_for("relax")["mem_mb"],
+        runtime=resources_for("relax")["runtime"],
+    shell:
+        "{params.icrdesign} relax {params.cif} --config {input.config} --case {wildcards.case} "
+        "--candidate-id {wildcards.candidate} --references {input.references} --out {params.out} > {log} 2>&1"
 
 
 rule dft:
-    """Relax + static DFT of one candidate (its own allocation); failures are recorded, not raised."""
+    """DFT of one candidate from the structure its MLIP relaxation left (its own allocation); failures
+    are recorded, not raised."""
     input:
-        config=section_config_file("relaxation", "dft"),
-        candidates=f"{RESULTS}/design/{{case}}/candidates.csv",
-        references=reference_index(DFT_ENGINE),
-        # DFT starts from the MLIP-relaxed cell when that relaxation succeeded (fewer DFT steps).
-        mlip=f"{VALIDATION}/{{case}}/{{candidate}}/mlip.json",
+        config=stage_config("relaxation", "dft"),
+        structure=rules.relax.output.structure,
+        # ancient: as for `relax`.
+        references=ancient(VALIDATION_PLAN.reference_dir(DFT)),
+        references_index=ancient(VALIDATION_PLAN.reference_index(DFT)),
+        mlip_references=ancient(VALIDATION_PLAN.reference_dir(MLIP)),
     output:
-        f"{VALIDATION}/{{case}}/{{candidate}}/dft.json",
+        record=record_path(VALIDATION_DIR, "{case}", "{candidate}", DFT),
+        work=directory(work_path(VALIDATION_DIR, "{case}", "{candidate}", DFT)),
     params:
-        cif=candidate_cif,
+        icrdesign=ICRDESIGN,
+        out=lambda wildcards, output: Path(output.record).parent,
     log:
         f"{RESULTS}/logs/dft_{{case}}_{{candidate}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/dft_{{case}}_{{candidate}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["dft"]["threads"]
     resources:
         mem_mb=config["dft"]["mem_mb"],
         runtime=config["dft"]["runtime"],
     shell:
-        "{PY} icrdesign.cli dft {params.cif} --engine {DFT_ENGINE} --config {input.config} "
-        "--case {wildcards.case} --candidate-id {wildcards.candidate} "
-        "--prerelaxed {VALIDATION}/{wildcards.case}/{wildcards.candidate}/mlip_relaxed.cif "
-        "--references {VALIDATION}/references/{DFT_ENGINE} "
-        "--out {VALIDATION}/{wildcards.case}/{wildcards.candidate} > {log} 2>&1"
+        "{params.icrdesign} dft {input.structure} --config {input.config} --case {wildcards.case} "
+        "--candidate-id {wildcards.candidate} --references {input.references} "
+        "--mlip-references {input.mlip_references} --out {params.out} > {log} 2>&1"
 
 
 rule validation_table:
-    """Every candidate's MLIP and DFT row in one table."""
+    """Every candidate's MLIP and DFT record in one table."""
     input:
-        validation_results,
+        lambda wildcards: VALIDATION_PLAN.result_paths(),
     output:
-        f"{VALIDATION}/validation.csv",
+        VALIDATION_PLAN.table_path(),
+    params:
+        icrdesign=ICRDESIGN,
     log:
         f"{RESULTS}/logs/validation_table.log",
     benchmark:
         f"{RESULTS}/benchmarks/validation_table.tsv"
+    conda:
+        CONDA_ENV
     threads: resources_for("validation_table")["threads"]
     resources:
         mem_mb=resources_for("validation_table")["mem_mb"],
         runtime=resources_for("validation_table")["runtime"],
-    run:
-        from icrdesign.validation.results import write_validation_table
-
-        write_validation_table([Path(path) for path in input], Path(output[0]))
+    shell:
+        "{params.icrdesign} validation-table --out {output} {input} > {log} 2>&1"

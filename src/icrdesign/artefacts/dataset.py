@@ -14,6 +14,11 @@ from icrdesign.artefacts.tables import read_table, require_columns, write_table
 from icrdesign.errors import InputError
 from icrdesign.io import write_parquet
 
+#: Where the dataset stage writes, under the results folder.
+DATA_FOLDER: Final[str] = "data"
+DATASET_FILE: Final[str] = "dataset.parquet"
+REJECTED_FILE: Final[str] = "rejected.csv"
+
 #: The columns every data source writes, in this order (a source may append its own, e.g. the demo's
 #: ``prototype``). ``structure`` holds the pymatgen ``Structure.as_dict()`` as JSON text.
 TABLE_COLUMNS: Final[tuple[str, ...]] = (

@@ -21,6 +21,8 @@ from icrdesign.artefacts.tables import read_table, write_table
 from icrdesign.errors import InputError
 from icrdesign.io import read_json, write_json
 
+#: The folder under the results folder that holds one folder per design case.
+DESIGN_FOLDER: Final[str] = "design"
 METRICS_FILE: Final[str] = "metrics.json"
 FUNNEL_FILE: Final[str] = "funnel.json"
 REJECTED_FILE: Final[str] = "rejected.csv"

@@ -20,6 +20,8 @@ from icrdesign.errors import InputError
 from icrdesign.io import atomic_path
 
 #: The trained model (best weights, scalers, representation): what sampling loads.
+#: The train stage's folder under the results folder.
+MODEL_FOLDER: Final[str] = "model"
 MODEL_FILE: Final[str] = "model.pt"
 #: Rewritten every epoch; a restarted run resumes from it. Not a workflow output: Snakemake deletes
 #: an incomplete job's outputs before rerunning it, which would defeat the resume.

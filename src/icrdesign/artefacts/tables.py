@@ -53,7 +53,7 @@ def read_table(path: str | os.PathLike[str], columns: Sequence[str],
         raise InputError(f"{path}: no such file")
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(
-            path, dtype={column: "string" for column in ("id", "material_id", "case") if column in columns},
+            path, dtype={column: "string" for column in ("id", "candidate_id", "material_id", "case") if column in columns},
             keep_default_na=True, float_precision="round_trip")
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: unreadable ({error})") from None

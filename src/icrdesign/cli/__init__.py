@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "sample": "sample candidates for the design cases",
     "relax": "relax structures with a machine-learned potential",
     "dft": "relax + static DFT of structures",
+    "validation-table": "collect the relax and DFT records into validation.csv",
+    "retry-failed": "forget failed relax/DFT results so that the next run redoes them",
     "export-flows": "write candidates' atomate2 flows as JSON",
     "report": "figures, success rates and dissimilarity report",
 }

@@ -18,6 +18,7 @@ from icrdesign.cli.common import add_config_argument
 from icrdesign.config import load_config
 from icrdesign.errors import InputError
 from icrdesign.report.build import FIGURES, build_report
+from icrdesign.report.inputs import ReportPaths
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,16 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder (figures, summary.json, ...)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results folder")
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="a results folder in the workflow's layout; the options below override its parts")
+    parser.add_argument("--latent", type=Path, default=None, help="latent means (default: RESULTS/model/latent.npz)")
+    parser.add_argument("--model-metrics", type=Path, default=None,
+                        help="model test metrics (default: RESULTS/model/metrics.json)")
+    parser.add_argument("--design", type=Path, default=None,
+                        help="folder with one folder per design case (default: RESULTS/design)")
+    parser.add_argument("--validation-table", type=Path, default=None,
+                        help="relax/DFT results table (default: RESULTS/validation/validation.csv)")
+    parser.add_argument("--dataset", type=Path, default=None, help="dataset table (default: RESULTS/data/dataset.parquet)")
     parser.add_argument("--validation", type=Path, default=None,
                         help="CSV of externally computed results (case, id, E_f, E_g[, structure]); tier 'external'")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for fingerprints")
@@ -36,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.validation is not None and not args.validation.is_file():
         raise InputError(f"--validation {args.validation}: no such file")
-    summary = build_report(config, args.results, args.out, args.validation, max(1, args.jobs), args.figures)
+    layout = ReportPaths.under(args.results)
+    paths = ReportPaths(latent=args.latent or layout.latent, model_metrics=args.model_metrics or layout.model_metrics,
+                        design=args.design or layout.design, validation=args.validation_table or layout.validation,
+                        dataset=args.dataset or layout.dataset)
+    summary = build_report(config, paths, args.out, args.validation, max(1, args.jobs), args.figures)
     absent = summary["absent_inputs"]
     log.info("report written to %s (%d cases; absent inputs: %s)", args.out, len(summary["cases"]),
              ", ".join(absent) or "none")

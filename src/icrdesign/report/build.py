@@ -17,7 +17,7 @@ from icrdesign.artefacts.candidates import CIF_PATH_COLUMN
 from icrdesign.cases import BASELINE_STRATEGIES
 from icrdesign.io import write_csv, write_json, write_text
 from icrdesign.report import figures
-from icrdesign.report.inputs import ReportInputs, load_inputs
+from icrdesign.report.inputs import ReportInputs, ReportPaths, load_inputs
 from icrdesign.report.similarity import fingerprints_from_text, nearest_neighbours
 from icrdesign.report.summary import build_summary, summary_html, summary_markdown
 from icrdesign.tolerances import SYMPREC
@@ -141,18 +141,22 @@ def gallery(generated: pd.DataFrame, limit: int) -> tuple[list[figures.GalleryEn
 
 def build_report(
     config: dict[str, Any],
-    results: str | os.PathLike[str],
+    results: str | os.PathLike[str] | ReportPaths,
     out_dir: str | os.PathLike[str],
     external: str | os.PathLike[str] | None = None,
     n_jobs: int = 1,
     figure_names: Sequence[str] = FIGURES,
 ) -> dict[str, Any]:
-    """Write figures, summary.json/.md/.html, rates.csv, dissimilarity.csv and rejected.csv to ``out_dir``."""
+    """Write figures, summary.json/.md/.html, rates.csv, dissimilarity.csv and rejected.csv to ``out_dir``.
+
+    ``results`` is either the paths of every input or a results folder in the workflow's layout.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = config["report"]
     cutoff = float(settings["dissimilarity_cutoff"])
-    inputs = load_inputs(Path(results), config["sampling"]["cases"], None if external is None else Path(external))
+    paths = results if isinstance(results, ReportPaths) else ReportPaths.under(results)
+    inputs = load_inputs(paths, config["sampling"]["cases"], None if external is None else Path(external))
     evaluations = inputs.evaluations()
     generated = generated_structures(inputs)
     table = dissimilarity_table(inputs, generated, out, n_jobs)

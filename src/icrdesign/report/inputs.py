@@ -7,6 +7,7 @@ surrogate, mlip, dft, external) so the success rates, boxplots and lifts are com
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from icrdesign.artefacts.candidates import CANDIDATES_FILE, read_candidates
-from icrdesign.artefacts.dataset import read_dataset
-from icrdesign.artefacts.design import METRICS_FILE, DesignMetrics, read_metrics
-from icrdesign.artefacts.model import LATENT_FILE, LatentMeans, read_latent
+from icrdesign.artefacts.dataset import DATA_FOLDER, DATASET_FILE, read_dataset
+from icrdesign.artefacts.design import DESIGN_FOLDER, METRICS_FILE, DesignMetrics, read_metrics
+from icrdesign.artefacts.model import LATENT_FILE, MODEL_FOLDER, LatentMeans, read_latent
 from icrdesign.artefacts.model import METRICS_FILE as MODEL_METRICS_FILE
 from icrdesign.artefacts.tables import read_table
+from icrdesign.artefacts.validation import TABLE_FILE as VALIDATION_TABLE_FILE
+from icrdesign.artefacts.validation import VALIDATION_FOLDER, read_validation_table
 from icrdesign.cases import training_rows
 from icrdesign.io import read_json
 
@@ -30,6 +33,38 @@ EVALUATION_COLUMNS = ["case", "id", "strategy", "tier", "formation_energy_per_at
 #: Required columns of an external-results CSV (``--validation``); ``E_g`` and ``structure`` (a file
 #: path relative to the CSV) are optional.
 EXTERNAL_REQUIRED = ("case", "id", "E_f")
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report reads each stage's output (the workflow passes each one explicitly).
+
+    Attributes:
+        latent: The training set's latent means (``model/latent.npz``).
+        model_metrics: The model's test metrics (``model/metrics.json``).
+        design: The folder holding one folder per design case (``design/``).
+        validation: The validation table (``validation/validation.csv``).
+        dataset: The dataset table (``data/dataset.parquet``).
+    """
+
+    latent: Path
+    model_metrics: Path
+    design: Path
+    validation: Path
+    dataset: Path
+
+    @classmethod
+    def under(cls, results: str | os.PathLike[str]) -> ReportPaths:
+        """The workflow's layout of a results folder."""
+        results = Path(results)
+        return cls(latent=results / MODEL_FOLDER / LATENT_FILE, model_metrics=results / MODEL_FOLDER / MODEL_METRICS_FILE,
+                   design=results / DESIGN_FOLDER, validation=results / VALIDATION_FOLDER / VALIDATION_TABLE_FILE,
+                   dataset=results / DATA_FOLDER / DATASET_FILE)
+
+    def label(self, path: Path) -> str:
+        """``path`` relative to the folder holding every input (``model/latent.npz`` in a results folder)."""
+        root = os.path.commonpath([self.latent, self.model_metrics, self.design, self.validation, self.dataset])
+        return os.path.relpath(path, root)
 
 
 @dataclass
@@ -99,13 +134,13 @@ class ReportInputs:
         return rows
 
 
-def load_design(design_dir: Path, cases: list[str]) -> tuple[pd.DataFrame, dict[str, DesignMetrics], list[str]]:
+def load_design(design_dir: Path, cases: list[str]) -> tuple[pd.DataFrame, dict[str, DesignMetrics], list[Path]]:
     """Concatenated candidates.csv of every case (with ``cif_path``), each case's metrics, absent files."""
     frames, metrics, absent = [], {}, []
     for case in cases:
         case_dir = design_dir / case
         if not (case_dir / CANDIDATES_FILE).exists():
-            absent.append(f"design/{case}/{CANDIDATES_FILE}")
+            absent.append(case_dir / CANDIDATES_FILE)
             continue
         frames.append(read_candidates(case_dir / CANDIDATES_FILE))
         if (case_dir / METRICS_FILE).exists():
@@ -146,29 +181,25 @@ def load_external(path: Path, cases: dict[str, Any]) -> tuple[pd.DataFrame, list
     return frame, rejected
 
 
-def load_inputs(results: Path, cases: dict[str, Any], external: Path | None = None) -> ReportInputs:
-    """Everything the report reads from a results folder; absent inputs are listed in ``absent``."""
+def load_inputs(paths: ReportPaths, cases: dict[str, Any], external: Path | None = None) -> ReportInputs:
+    """Everything the report reads; an absent input is listed in ``absent``, never fatal."""
     inputs = ReportInputs(cases=cases)
-    model_dir = results / "model"
-    if (model_dir / LATENT_FILE).exists():
-        inputs.latent = read_latent(model_dir / LATENT_FILE)
+    if paths.latent.exists():
+        inputs.latent = read_latent(paths.latent)
     else:
-        inputs.absent.append(f"model/{LATENT_FILE}")
-    if (model_dir / MODEL_METRICS_FILE).exists():
-        inputs.model_metrics = read_json(model_dir / MODEL_METRICS_FILE)
-    inputs.candidates, inputs.design_metrics, absent = load_design(results / "design", list(cases))
-    inputs.absent += absent
-    validation = results / "validation" / "validation.csv"
-    if validation.exists():
-        inputs.validation = pd.read_csv(validation, dtype={"candidate_id": str, "case": str})
-        inputs.validation["tier"] = inputs.validation["tier"].str.lower()
+        inputs.absent.append(paths.label(paths.latent))
+    if paths.model_metrics.exists():
+        inputs.model_metrics = read_json(paths.model_metrics)
+    inputs.candidates, inputs.design_metrics, absent = load_design(paths.design, list(cases))
+    inputs.absent += [paths.label(path) for path in absent]
+    if paths.validation.exists():
+        inputs.validation = read_validation_table(paths.validation)
     else:
-        inputs.absent.append("validation/validation.csv")
-    dataset = results / "data" / "dataset.parquet"
-    if dataset.exists():
-        inputs.dataset = read_dataset(dataset)
+        inputs.absent.append(paths.label(paths.validation))
+    if paths.dataset.exists():
+        inputs.dataset = read_dataset(paths.dataset)
     else:
-        inputs.absent.append("data/dataset.parquet")
+        inputs.absent.append(paths.label(paths.dataset))
     if external is not None:
         inputs.external, inputs.rejected = load_external(external, cases)
     for item in inputs.absent:

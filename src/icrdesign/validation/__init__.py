@@ -4,23 +4,33 @@ Public API::
 
     select_for_relaxation(candidates) -> list[str]
     select_for_dft(candidates, dft_settings) -> list[str]
-    validate_mlip(structure, relaxation_settings, out_dir, references_dir) -> (row, task_doc)
-    validate_dft(structure, dft_settings, out_dir, references_dir, relax=None) -> (row, task_docs)
-    dft_flow(structure, dft_settings, relax) -> (Flow, static Job)
-    GpawRelaxMaker, GpawStaticMaker, GpawJob, GpawErrorHandler    (atomate2 / custodian plumbing)
+    validate_mlip(structure, relaxation, out_dir, references_dir) -> (record, task_doc)
+    validate_dft(structure, dft, relaxation, out_dir, references_dir, mlip_references_dir, relax=None)
+        -> (record, task documents by role)
+    mlip_references(...), dft_references(...)                      (elemental references, cached)
+    dft_flow(structure, dft, relax) -> Flow                        (its output is the static's)
+    GpawRelaxStaticMaker, GpawRelaxMaker, GpawStaticMaker, GpawJob, GpawErrorHandler
+                                                                   (atomate2 / custodian plumbing)
     write_vasp_inputs(structure, directory)                        (INCAR, KPOINTS, POSCAR, POTCAR[.spec])
-    write_validation_table(result_paths, out_path), failed_results(validation_dir)
+    ValidationPlan                                                 (what the workflow's rules ask)
+    failed_records(validation_dir), forget_failed(validation_dir, dry_run)   (retrying failures)
+    export_flows(design_dir, config, out_dir)                      (flows as JSON for other queues)
+
+The records and validation.csv are read and written by :mod:`icrdesign.artefacts.validation`.
 """
 
 from icrdesign.validation.dft import dft_flow, dft_references, validate_dft
-from icrdesign.validation.gpaw import GpawErrorHandler, GpawJob, GpawRelaxMaker, GpawStaticMaker
+from icrdesign.validation.export import export_flows
+from icrdesign.validation.gpaw import (GpawErrorHandler, GpawJob, GpawRelaxMaker, GpawRelaxStaticMaker,
+                                       GpawStaticMaker)
 from icrdesign.validation.mlip import mlip_references, validate_mlip
-from icrdesign.validation.results import VALIDATION_COLUMNS, failed_results, write_validation_table
+from icrdesign.validation.plan import ValidationPlan
+from icrdesign.validation.retry import failed_records, forget_failed
 from icrdesign.validation.selection import select_for_dft, select_for_relaxation
 from icrdesign.validation.vasp import write_vasp_inputs
 
 __all__ = [
-    "VALIDATION_COLUMNS", "GpawErrorHandler", "GpawJob", "GpawRelaxMaker", "GpawStaticMaker", "dft_flow",
-    "dft_references", "failed_results", "mlip_references", "select_for_dft", "select_for_relaxation",
-    "validate_dft", "validate_mlip", "write_validation_table", "write_vasp_inputs",
+    "GpawErrorHandler", "GpawJob", "GpawRelaxMaker", "GpawRelaxStaticMaker", "GpawStaticMaker", "ValidationPlan",
+    "dft_flow", "dft_references", "export_flows", "failed_records", "forget_failed", "mlip_references",
+    "select_for_dft", "select_for_relaxation", "validate_dft", "validate_mlip", "write_vasp_inputs",
 ]

@@ -1,74 +1,89 @@
-"""Tier 2: DFT through atomate2 (GPAW here, VASP on clusters): relax, symmetrise, static.
+"""Tier 2: DFT through atomate2 (GPAW here, VASP on clusters): relax (optional), symmetrise, static.
 
-Formation energies are taken against elemental references computed with identical settings
-(``references/<engine>/<El>.json``); the band gap comes from the static.
+Formation energies are taken against elemental references computed with identical settings, cached
+per engine and settings (:func:`dft_reference_settings`); the band gap comes from the static. Takes
+the config's ``dft`` section, and its ``relaxation`` section for what DFT shares with the MLIP tier:
+the gaseous references' box, the MLIP relaxation that prototype references start from, the job store.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
-from jobflow import Flow, Job
+from jobflow import Flow
 from pymatgen.core import Structure
 
+from icrdesign.artefacts.validation import DFT, REFERENCES_WORK_FOLDER, STATUS_FAILED, STATUS_OK, WORK_FOLDERS
 from icrdesign.validation.flows import job_error, recorded_failures, run_flow
-from icrdesign.validation.gpaw import (GpawRelaxMaker, GpawStaticMaker, calculator_settings,
-                                       symmetrize_structure)
-from icrdesign.validation.references import cached_references, reference_candidates
+from icrdesign.validation.gpaw import GpawRelaxMaker, GpawRelaxStaticMaker, GpawStaticMaker, calculator_settings
+from icrdesign.validation.mlip import mlip_reference_settings, mlip_references
+from icrdesign.validation.references import cached_references, formation_energy_per_atom, reference_candidates
+
+#: GPAW settings that say how a calculation is parallelised, not what it computes.
+PARALLEL_SETTINGS: Final[frozenset[str]] = frozenset({"mpi_procs"})
 
 
-# Tolerance (angstrom) for snapping a DFT start structure onto its near space group.
-START_SYMPREC = 0.1
-
-
-def gpaw_makers(dft: dict[str, Any], molecule: bool = False) -> tuple[GpawRelaxMaker, GpawStaticMaker]:
-    """Relax and static makers for the config's ``dft`` section (walltime = ``dft.runtime``)."""
+def gpaw_maker(dft: dict[str, Any], relax: bool, molecule: bool = False) -> GpawRelaxStaticMaker:
+    """The GPAW relax-and-static maker for the config's ``dft`` section (walltime = ``dft.runtime``)."""
     gpaw = dft["gpaw"]
     common = {"calculator_kwargs": {**calculator_settings(gpaw), **({"molecule": True} if molecule else {})},
               "max_corrections": int(dft["max_corrections"]), "mpi_procs": int(gpaw["mpi_procs"]),
               "walltime_s": 60.0 * float(dft["runtime"])}
-    relax = GpawRelaxMaker(steps=int(gpaw["relax_steps"]), relax_kwargs={"fmax": float(gpaw["fmax"])}, **common)
-    return relax, GpawStaticMaker(**common)
+    relax_maker = (GpawRelaxMaker(steps=int(gpaw["relax_steps"]), relax_kwargs={"fmax": float(gpaw["fmax"])}, **common)
+                   if relax else None)
+    return GpawRelaxStaticMaker(relax_maker=relax_maker, static_maker=GpawStaticMaker(**common))
 
 
-def dft_flow(structure: Structure, dft: dict[str, Any], relax: bool, molecule: bool = False) -> tuple[Flow, Job]:
-    """The atomate2 flow (relax -> symmetrise -> static, or static only) and its static job."""
+def dft_flow(structure: Structure, dft: dict[str, Any], relax: bool, molecule: bool = False) -> Flow:
+    """The engine's relax-and-static flow (the static alone when not ``relax``); its output is the
+    static's task document."""
     if dft["engine"] == "vasp":
-        from icrdesign.validation.vasp import vasp_flow
+        from icrdesign.validation.vasp import vasp_maker
 
-        return vasp_flow(structure, relax)
-    relax_maker, static_maker = gpaw_makers(dft, molecule)
-    jobs: list[Job] = []
-    if relax:
-        # Snap the start (typically a decoded, MLIP-relaxed cell) onto the space group it nearly has:
-        # GPAW keeps that symmetry while relaxing and reduces the k-points by it (a P1 cell uses all).
-        start = symmetrize_structure(structure, symprec=START_SYMPREC)
-        relax_job = relax_maker.make(start.output)
-        symmetrized = symmetrize_structure(relax_job.output.structure)
-        jobs += [start, relax_job, symmetrized]
-        structure = symmetrized.output
-    static_job = static_maker.make(structure)
-    return Flow([*jobs, static_job], name=f"{dft['engine']} relax-static"), static_job
+        made = vasp_maker(relax).make(structure)
+        # atomate2's VASP static maker makes a Job: wrap it so that every flow's output is the static's.
+        return made if isinstance(made, Flow) else Flow([made], output=made.output, name=made.name)
+    return gpaw_maker(dft, relax, molecule).make(structure)
 
 
-def engine_settings(dft: dict[str, Any]) -> dict[str, Any]:
-    """The settings a reference must share with a compound to be comparable."""
-    return {"engine": dft["engine"], **({k: v for k, v in dft["gpaw"].items() if k != "mpi_procs"}
-                                         if dft["engine"] == "gpaw" else {})}
+def task_documents(flow: Flow, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The finished calculations' task documents by role: 'relax' ('relax_1', 'relax_2', ... when the
+    flow relaxes more than once, as VASP's double relaxation does) and 'static' (the flow's output).
+
+    The calculations are the jobs a Maker made; symmetrisation steps are plain functions.
+    """
+    static_uuid = flow.output.uuid
+    relaxations = [outputs[job.uuid] for job, _ in flow.iterflow()
+                   if job.maker is not None and job.uuid != static_uuid and job.uuid in outputs]
+    names = ["relax"] if len(relaxations) == 1 else [f"relax_{number}" for number in range(1, len(relaxations) + 1)]
+    docs = dict(zip(names, relaxations))
+    if static_uuid in outputs:
+        docs["static"] = outputs[static_uuid]
+    return docs
 
 
-def _static_results(outputs: dict[str, Any], static_job: Job) -> tuple[Any, float, float]:
-    """(task document, total energy, band gap) of a finished static."""
-    doc = outputs[static_job.uuid]
-    gap = doc.entry.data["band_gap"] if getattr(doc, "entry", None) is not None and "band_gap" in doc.entry.data \
-        else doc.output.bandgap
-    return doc, float(doc.output.energy), float(gap)
+def dft_reference_settings(dft: dict[str, Any], relaxation: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change a DFT reference's energy: the engine's calculation settings (not their
+    parallelisation), whether references relax, the gaseous references' box, and the MLIP relaxation
+    prototype references start from."""
+    calculation = ({key: value for key, value in dft["gpaw"].items() if key not in PARALLEL_SETTINGS}
+                   if dft["engine"] == "gpaw" else {})
+    return {"engine": dft["engine"], **calculation, "relax": bool(dft["relax"]),
+            "molecule_box": float(relaxation["molecule_box"]), "prototype_start": mlip_reference_settings(relaxation)}
+
+
+def _band_gap(static_doc: Any) -> float:
+    """The static's band gap: GPAW's from the entry data, VASP's from the task document's output."""
+    entry = getattr(static_doc, "entry", None)
+    return float(entry.data["band_gap"] if entry is not None and "band_gap" in entry.data
+                 else static_doc.output.bandgap)
 
 
 def _failure_reason(work_dir: Path) -> tuple[str, str]:
+    """(reason, corrections) of a flow whose static did not finish."""
     failures = recorded_failures(work_dir)
     if not failures:
         return f"crashed: {job_error(work_dir) or 'a job of the flow failed without a failure record'}"[:500], ""
@@ -77,69 +92,69 @@ def _failure_reason(work_dir: Path) -> tuple[str, str]:
     return f"{last['reason']}: {last['detail']}"[:500], corrections
 
 
-def dft_references(elements: list[str], dft: dict[str, Any], cache_dir: Path, work_dir: Path,
-                   store_uri: str | None = None) -> dict[str, dict[str, Any]]:
-    """Elemental references with the compound's settings, cached per element.
+def dft_references(elements: list[str], dft: dict[str, Any], relaxation: dict[str, Any], cache_dir: Path,
+                   mlip_cache_dir: Path, work_dir: Path) -> dict[str, dict[str, Any]]:
+    """Elemental references with the compound's settings, cached per element in CACHE_DIR.
 
-    Solids are relaxed (cell and positions) then computed statically; molecules in a box are
-    computed at their tabulated bond length; prototype elements start from the MLIP's best prototype.
+    Solids are relaxed (cell and positions, with ``dft.relax``) then computed statically; molecules in
+    a box are computed at their tabulated bond length; prototype elements start from the MLIP's best
+    prototype, taken from (or added to) the MLIP tier's cache MLIP_CACHE_DIR.
     """
     def compute(element: str) -> dict[str, Any]:
-        kind, starts = reference_candidates(element, float(dft["gpaw"]["molecule_box"]))
+        kind, starts = reference_candidates(element, float(relaxation["molecule_box"]))
         start = starts[0]
         if kind == "prototype":
-            from icrdesign.validation.mlip import mlip_references
-
-            mlip = mlip_references([element], {"force_field": "CHGNet", "fmax": 0.1, "steps": 300,
-                                               "relax_cell": True}, cache_dir.parent / "mlip",
-                                   work_dir / element / "mlip_start")
-            start = Structure.from_dict(mlip[element]["structure"])
+            prototype = mlip_references([element], relaxation, mlip_cache_dir, work_dir / element / "mlip_start")
+            start = Structure.from_dict(prototype[element]["structure"])
         molecule = kind == "molecule"
-        flow, static_job = dft_flow(start, dft, relax=bool(dft["relax"]) and not molecule, molecule=molecule)
+        flow = dft_flow(start, dft, relax=bool(dft["relax"]) and not molecule, molecule=molecule)
         element_dir = work_dir / element / "dft"
-        outputs = run_flow(flow, element_dir, store_uri)
-        if static_job.uuid not in outputs:
+        static = task_documents(flow, run_flow(flow, element_dir, relaxation.get("store_uri"))).get("static")
+        if static is None:
             raise RuntimeError(_failure_reason(element_dir)[0])
-        doc, energy, _ = _static_results(outputs, static_job)
-        return {"kind": kind, "energy_per_atom": energy / len(doc.structure), "structure": doc.structure.as_dict()}
+        return {"kind": kind, "energy_per_atom": float(static.output.energy) / len(static.structure),
+                "structure": static.structure.as_dict()}
 
-    return cached_references(elements, cache_dir, engine_settings(dft), compute)
+    return cached_references(elements, cache_dir, dft_reference_settings(dft, relaxation), compute)
 
 
-def validate_dft(structure: Structure, dft: dict[str, Any], out_dir: Path, references_dir: Path,
-                 relax: bool | None = None, store_uri: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Relax (optional) + static + formation energy for one structure.
+def validate_dft(structure: Structure, dft: dict[str, Any], relaxation: dict[str, Any], out_dir: Path,
+                 references_dir: Path, mlip_references_dir: Path,
+                 relax: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Relax (``dft.relax`` unless ``relax`` says otherwise) + static + formation energy for one structure.
 
-    Returns (validation row, task documents by name). Any fault gives status 'failed' and the reason.
+    Returns (validation record, task documents by role, see :func:`task_documents`). Any fault gives
+    status 'failed' and the reason.
     """
     relax = dft["relax"] if relax is None else relax
     start = time.perf_counter()
-    row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "nsites": len(structure), "tier": "dft",
+    row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "nsites": len(structure), "tier": DFT,
                            "engine": dft["engine"], "energy_per_atom": np.nan, "formation_energy_per_atom": np.nan,
-                           "band_gap": np.nan, "status": "failed", "reason": "", "corrections": ""}
+                           "band_gap": np.nan, "status": STATUS_FAILED, "reason": "", "corrections": ""}
     task_docs: dict[str, Any] = {}
-    work_dir = out_dir / "dft_work"
+    work_dir = out_dir / WORK_FOLDERS[DFT]
+    # The work folder exists whatever happens (a workflow declares it), even when no flow starts.
+    work_dir.mkdir(parents=True, exist_ok=True)
     try:
         if dft["engine"] == "vasp":
             from icrdesign.validation.vasp import vasp_binary_missing
 
             if missing := vasp_binary_missing():
                 raise RuntimeError(missing)
-        flow, static_job = dft_flow(structure, dft, relax)
-        outputs = run_flow(flow, work_dir, store_uri)
-        task_docs = {("relax" if "relax" in job.name.lower() else "static"): outputs[job.uuid]
-                     for job in flow.jobs if job.uuid in outputs and "symmetri" not in job.name}
-        if static_job.uuid not in outputs:
+        flow = dft_flow(structure, dft, relax)
+        task_docs = task_documents(flow, run_flow(flow, work_dir, relaxation.get("store_uri")))
+        static = task_docs.get("static")
+        if static is None:
             row["reason"], row["corrections"] = _failure_reason(work_dir)
         else:
-            doc, energy, gap = _static_results(outputs, static_job)
-            corrections = [c for d in task_docs.values() for c in d.entry.data.get("corrections", [])] \
-                if dft["engine"] == "gpaw" else []
-            references = dft_references([el.symbol for el in doc.structure.composition], dft,
-                                        references_dir, out_dir / "references_work", store_uri)
-            reference = sum(n * references[el.symbol]["energy_per_atom"] for el, n in doc.structure.composition.items())
-            row.update(energy_per_atom=energy / len(doc.structure), band_gap=gap, status="ok",
-                       formation_energy_per_atom=(energy - reference) / len(doc.structure),
+            energy = float(static.output.energy)
+            composition = static.structure.composition
+            corrections = ([c for doc in task_docs.values() for c in doc.entry.data.get("corrections", [])]
+                           if dft["engine"] == "gpaw" else [])
+            references = dft_references([el.symbol for el in composition], dft, relaxation, references_dir,
+                                        mlip_references_dir, out_dir / REFERENCES_WORK_FOLDER)
+            row.update(energy_per_atom=energy / len(static.structure), band_gap=_band_gap(static), status=STATUS_OK,
+                       formation_energy_per_atom=formation_energy_per_atom(composition, energy, references),
                        corrections="; ".join(f"{c['error']}->{c['changes']}" for c in corrections))
     except Exception as error:  # noqa: BLE001 - a failed candidate is recorded, the others go on
         row["reason"] = f"{type(error).__name__}: {error}"[:500]

@@ -2,11 +2,11 @@
 
 ``GpawRelaxMaker`` subclasses atomate2's ``AseRelaxMaker``: its calculator settings are plain dicts
 (so makers and flows serialise), each calculation runs in a child process (a fork when serial) as a
-custodian ``GpawJob``
-watched by ``GpawErrorHandler`` (SCF not converged -> more iterations and slower mixing, then wider
-smearing, then a longer mixing history; every correction is recorded), and the result is an atomate2
-``AseStructureTaskDoc`` whose ``entry.data`` carries the band gap and the corrections.
-A static is the same maker with one step and a fixed cell (``GpawStaticMaker``).
+custodian ``GpawJob`` watched by ``GpawErrorHandler`` (SCF not converged -> more iterations and slower
+mixing, then wider smearing, then a longer mixing history; every correction is recorded), and the
+result is an atomate2 ``AseStructureTaskDoc`` whose ``entry.data`` carries the band gap and the corrections.
+A static is the same maker with one step and a fixed cell (``GpawStaticMaker``);
+``GpawRelaxStaticMaker`` chains relax -> symmetrise -> static into one Flow.
 """
 
 from __future__ import annotations
@@ -22,19 +22,26 @@ from pathlib import Path
 from typing import Any
 
 from atomate2.ase.jobs import AseRelaxMaker
-from atomate2.ase.schemas import AseResult, AseStructureTaskDoc
-from custodian.custodian import Custodian, CustodianError, ErrorHandler, Job
-from jobflow import job
+from atomate2.ase.schemas import AseResult, AseStructureTaskDoc, AseTaskDoc
+from custodian.custodian import Custodian, CustodianError, ErrorHandler, Job as CustodianJob
+from jobflow import Flow, Job, Maker, OutputReference, job
 from monty.serialization import loadfn
 from pymatgen.core import Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from icrdesign.io import write_json
+from icrdesign.tolerances import SYMPREC
 from icrdesign.validation.gpaw_worker import INPUT_FILE, RESULT_FILE, STATUS_FILE
 
 CORRECTIONS_FILE = "gpaw_corrections.json"
 FAILURE_FILE = "calculation_failure.json"
 WORKER_MODULE = "icrdesign.validation.gpaw_worker"
+#: The calculator name the task documents record (what a GPAW calculator's ``name`` says).
+GPAW_CALCULATOR_NAME = "gpaw"
+#: spglib tolerance (angstrom) for re-symmetrising a relaxed cell before its static: atomate2's
+#: ``AseRelaxMaker.symprec`` (the symmetry a relaxation is taken to keep). Not ``tolerances.SYMPREC``
+#: on purpose: 0.1 would snap a genuinely distorted relaxed cell back onto a higher symmetry.
+RELAXED_SYMPREC = 0.01
 
 # Initial ferromagnetic moments (mu_B) for elements whose ground state is magnetic; everything else
 # starts non-magnetic and runs spin-paired, which halves the cost.
@@ -114,7 +121,7 @@ def _run_forked_worker(directory: Path, output_file: str) -> None:
     os._exit(0 if status["status"] == "ok" else 1)  # skip the parent's atexit handlers and buffers
 
 
-class GpawJob(Job):
+class GpawJob(CustodianJob):
     """One GPAW calculation in a child process, with single-threaded BLAS (threaded OpenBLAS is slower).
 
     Serial runs fork this process, so the child starts with GPAW, ASE, pymatgen and atomate2
@@ -204,10 +211,11 @@ class GpawErrorHandler(ErrorHandler):
 
 
 def run_gpaw_custodian(structure: Structure, spec: dict[str, Any], directory: Path, max_corrections: int,
-                       mpi_procs: int) -> dict[str, Any]:
-    """Run one GPAW calculation under custodian in DIRECTORY; return the worker's result dict.
+                       mpi_procs: int) -> tuple[AseResult, dict[str, Any]]:
+    """Run one GPAW calculation under custodian in DIRECTORY.
 
-    Raises ``CalculationFailed`` (and writes DIRECTORY/calculation_failure.json) on any failure.
+    Returns atomate2's result and what GPAW adds to it (band_gap, scf_iterations, calc_seconds,
+    corrections). Raises ``CalculationFailed`` (and writes DIRECTORY/calculation_failure.json) on any failure.
     """
     write_json(directory / INPUT_FILE, {"structure": structure.as_dict(), **spec})
     # custodian stops once max_errors errors were seen, so N corrected reruns need N + 1.
@@ -229,8 +237,8 @@ def run_gpaw_custodian(structure: Structure, spec: dict[str, Any], directory: Pa
                                               "corrections": corrections})
         raise failure from error
     result = loadfn(directory / RESULT_FILE)
-    result["corrections"] = _read_json(directory / CORRECTIONS_FILE) or []
-    return result
+    data = {key: result[key] for key in ("band_gap", "scf_iterations", "calc_seconds")}
+    return result["ase_result"], {**data, "corrections": _read_json(directory / CORRECTIONS_FILE) or []}
 
 
 @dataclass
@@ -238,7 +246,8 @@ class GpawRelaxMaker(AseRelaxMaker):
     """Relax positions and cell with GPAW (plane waves, PAW) at a k-grid fixed from the input cell.
 
     ``calculator_kwargs``: the plain dict of ``calculator_settings`` (+ ``molecule: True`` for a
-    molecule in a box, Gamma point only).
+    molecule in a box, Gamma point only). The calculation runs in a child process under custodian
+    (``run_gpaw_custodian``), never with an in-process ASE calculator.
     """
 
     name: str = "GPAW relax"
@@ -248,34 +257,31 @@ class GpawRelaxMaker(AseRelaxMaker):
     mpi_procs: int = 1
     walltime_s: float = 3600.0
 
-    def _get_calculator(self) -> Any:
-        """The GPAW calculator these settings describe (the calculation itself runs in the child)."""
-        from icrdesign.validation.gpaw_worker import build_calculator
-
-        return build_calculator({**self.calculator_kwargs, "kpts": [1, 1, 1]}, spin_polarized=False, txt=None)
-
-    def run_ase(self, mol_or_struct: Structure, prev_dir: str | Path | None = None) -> AseResult:
+    def calculation_spec(self, structure: Structure) -> dict[str, Any]:
+        """The worker's input besides the structure: calculator, initial moments, relaxation settings."""
         settings = dict(self.calculator_kwargs)
         molecule = bool(settings.pop("molecule", False))
-        spec = {
-            "calculator": {**settings, "kpts": kpoint_grid(mol_or_struct, settings["kpoint_density"], molecule)},
-            "magmoms": initial_magmoms(mol_or_struct),
+        return {
+            "calculator": {**settings, "kpts": kpoint_grid(structure, settings["kpoint_density"], molecule)},
+            "magmoms": initial_magmoms(structure),
             "relax_cell": self.relax_cell and not molecule,
             "steps": self.steps,
             "fmax": float(self.relax_kwargs.get("fmax", 0.05)),
             "walltime_s": self.walltime_s,
         }
-        result = run_gpaw_custodian(mol_or_struct, spec, Path.cwd(), self.max_corrections, self.mpi_procs)
-        self._extras = {key: result[key] for key in ("band_gap", "scf_iterations", "calc_seconds", "corrections")}
-        return result["ase_result"]
 
     @job(data=["trajectory"])
     def make(self, structure: Structure, prev_dir: str | Path | None = None) -> AseStructureTaskDoc:
-        """Run the calculation; the task document's ``entry.data`` holds band_gap, calc_seconds (time
-        inside GPAW) and corrections."""
-        task_doc = AseRelaxMaker.make.original(self, structure, prev_dir)
+        """Run the calculation in the job's folder; the task document's ``entry.data`` holds band_gap,
+        scf_iterations, calc_seconds (time inside GPAW) and corrections. ``prev_dir`` is unused (atomate2's
+        maker signature)."""
+        result, data = run_gpaw_custodian(structure, self.calculation_spec(structure), Path.cwd(),
+                                          self.max_corrections, self.mpi_procs)
+        task_doc = AseTaskDoc.to_mol_or_struct_metadata_doc(
+            GPAW_CALCULATOR_NAME, result, self.steps, relax_kwargs=self.relax_kwargs, relax_cell=self.relax_cell,
+            ionic_step_data=self.ionic_step_data, store_trajectory=self.store_trajectory, tags=self.tags)
         task_doc.entry = ComputedEntry(task_doc.structure.composition, task_doc.output.energy,
-                                       parameters={"engine": "gpaw", **self.calculator_kwargs}, data=self._extras)
+                                       parameters={"engine": "gpaw", **self.calculator_kwargs}, data=data)
         return task_doc
 
 
@@ -289,11 +295,41 @@ class GpawStaticMaker(GpawRelaxMaker):
 
 
 @job
-def symmetrize_structure(structure: Structure, symprec: float = 0.01) -> Structure:
-    """Snap a relaxed structure onto its space group (cell and positions) so the static is symmetric."""
+def symmetrize_structure(structure: Structure, symprec: float) -> Structure:
+    """Snap a structure onto its space group found within ``symprec`` (cell and positions)."""
     from ase.spacegroup.symmetrize import refine_symmetry
     from pymatgen.io.ase import AseAtomsAdaptor
 
     atoms = AseAtomsAdaptor.get_atoms(structure)
     refine_symmetry(atoms, symprec=symprec)
     return AseAtomsAdaptor.get_structure(atoms)
+
+
+@dataclass
+class GpawRelaxStaticMaker(Maker):
+    """Relax (optional), then a static on the symmetrised result: a Flow whose output is the static's
+    task document, as atomate2's relax-and-static flows are.
+
+    The start (typically a decoded, MLIP-relaxed cell) is first snapped onto the space group it
+    nearly has (``tolerances.SYMPREC``): GPAW keeps that symmetry while relaxing and reduces the
+    k-points by it (a P1 cell uses all). The relaxed cell is re-symmetrised with the tight
+    ``RELAXED_SYMPREC``, which removes the relaxation's numerical noise but never a real distortion.
+    ``relax_maker=None``: the static alone, on the structure as given.
+    """
+
+    name: str = "GPAW relax-static"
+    relax_maker: GpawRelaxMaker | None = field(default_factory=GpawRelaxMaker)
+    static_maker: GpawStaticMaker = field(default_factory=GpawStaticMaker)
+
+    def make(self, structure: Structure) -> Flow:
+        """The flow for ``structure``; its output is the static's task document."""
+        jobs: list[Job] = []
+        static_input: Structure | OutputReference = structure
+        if self.relax_maker is not None:
+            start = symmetrize_structure(structure, symprec=SYMPREC)
+            relax_job = self.relax_maker.make(start.output)
+            relaxed = symmetrize_structure(relax_job.output.structure, symprec=RELAXED_SYMPREC)
+            jobs += [start, relax_job, relaxed]
+            static_input = relaxed.output
+        static_job = self.static_maker.make(static_input)
+        return Flow([*jobs, static_job], output=static_job.output, name=self.name)

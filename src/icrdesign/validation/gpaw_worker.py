@@ -2,9 +2,9 @@
 
 Reads ``gpaw_input.json`` (structure, plain-dict calculator settings, relaxation settings), runs
 atomate2's ``AseRelaxer`` with a GPAW calculator and writes ``gpaw_result.json`` (the atomate2
-``AseResult`` plus band gap, SCF iterations and the seconds spent in GPAW). It always writes ``gpaw_status.json`` so custodian's
-``GpawErrorHandler`` can tell an unconverged SCF (correctable) from a crash or a walltime
-(not correctable). Run serially as ``python -m icrdesign.validation.gpaw_worker DIR`` or under MPI as
+``AseResult`` plus band gap, SCF iterations and the seconds spent in GPAW). It always writes
+``gpaw_status.json`` so custodian's ``GpawErrorHandler`` can tell an unconverged SCF (correctable)
+from a crash or a walltime (not correctable). Run serially as ``python -m icrdesign.validation.gpaw_worker DIR`` or under MPI as
 ``mpirun -np N gpaw python -m icrdesign.validation.gpaw_worker DIR``.
 """
 

@@ -2,7 +2,8 @@
 
 Formation energies: the relaxed energy as a Materials Project GGA(+U) entry corrected with
 ``MaterialsProject2020Compatibility`` (CHGNet is trained on MP energies), minus elemental
-references relaxed with the same potential (cached per element).
+references relaxed with the same potential (cached per element). Takes the config's ``relaxation``
+section: force_field, fmax, steps, relax_cell, molecule_box (the gaseous references' box) and store_uri.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from jobflow import Flow
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from icrdesign.artefacts.validation import MLIP, REFERENCES_WORK_FOLDER, STATUS_FAILED, STATUS_OK, WORK_FOLDERS
 from icrdesign.validation.flows import job_error, run_flow
-from icrdesign.validation.references import cached_references, reference_candidates
+from icrdesign.validation.references import cached_references, formation_energy_per_atom, reference_candidates
 
-REFERENCE_BOX = 10.0
 # Potentials trained on MPtrj's MP2020-corrected energies already predict corrected energies;
 # correcting again would double-count the anion corrections (NaCl: -2.41 instead of -2.10 eV/atom).
 PREDICTS_MP2020_CORRECTED = frozenset({"CHGNet"})
@@ -36,8 +37,10 @@ def force_field_maker(relaxation: dict[str, Any]) -> ForceFieldRelaxMaker:
     )
 
 
-def reference_settings(relaxation: dict[str, Any]) -> dict[str, Any]:
-    return {key: relaxation[key] for key in ("force_field", "fmax", "steps")}
+def mlip_reference_settings(relaxation: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change an MLIP reference's energy (solids always relax their cell)."""
+    return {"engine": relaxation["force_field"], "fmax": float(relaxation["fmax"]), "steps": int(relaxation["steps"]),
+            "molecule_box": float(relaxation["molecule_box"])}
 
 
 def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: Path,
@@ -48,7 +51,7 @@ def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: 
     energy per atom wins.
     """
     def compute(element: str) -> dict[str, Any]:
-        kind, starts = reference_candidates(element, REFERENCE_BOX)
+        kind, starts = reference_candidates(element, float(relaxation["molecule_box"]))
         # Molecules keep their box: relaxing the cell of a box would collapse it.
         maker = force_field_maker({**relaxation, "relax_cell": kind != "molecule"})
         jobs = [maker.make(start) for start in starts]
@@ -62,7 +65,7 @@ def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: 
         return {"kind": kind, "energy_per_atom": float(best.output.energy) / len(best.structure),
                 "structure": best.structure.as_dict()}
 
-    return cached_references(elements, cache_dir, reference_settings(relaxation), compute)
+    return cached_references(elements, cache_dir, mlip_reference_settings(relaxation), compute)
 
 
 def _mp_hubbards(composition: Composition) -> dict[str, float]:
@@ -90,14 +93,6 @@ def mp2020_corrected_energy(composition: Composition, energy: float) -> float:
     return float(processed.energy)
 
 
-def formation_energy_per_atom(composition: Composition, energy: float,
-                              references: dict[str, dict[str, Any]], corrected: bool) -> float:
-    """(E - sum n_i mu_i) / N, with E MP2020-corrected when ``corrected``."""
-    total = mp2020_corrected_energy(composition, energy) if corrected else energy
-    reference = sum(amount * references[element.symbol]["energy_per_atom"] for element, amount in composition.items())
-    return float((total - reference) / composition.num_atoms)
-
-
 def relax_structure(structure: Structure, relaxation: dict[str, Any], work_dir: Path) -> Any:
     """Relax through a jobflow Flow with a JSON store in WORK_DIR; returns the AseStructureTaskDoc."""
     relax_job = force_field_maker(relaxation).make(structure)
@@ -117,21 +112,23 @@ def validate_mlip(structure: Structure, relaxation: dict[str, Any], out_dir: Pat
     """
     start = time.perf_counter()
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "nsites": len(structure),
-                           "tier": "mlip", "engine": relaxation["force_field"], "corrections": ""}
+                           "tier": MLIP, "engine": relaxation["force_field"], "corrections": ""}
     task_doc = None
+    # The work folder exists whatever happens (a workflow declares it), even when no flow starts.
+    (out_dir / WORK_FOLDERS[MLIP]).mkdir(parents=True, exist_ok=True)
     try:
-        task_doc = relax_structure(structure, relaxation, out_dir / "mlip_work")
+        task_doc = relax_structure(structure, relaxation, out_dir / WORK_FOLDERS[MLIP])
         energy = float(task_doc.output.energy)
         composition = task_doc.structure.composition
         references = mlip_references([el.symbol for el in composition], relaxation, references_dir,
-                                     out_dir / "references_work")
+                                     out_dir / REFERENCES_WORK_FOLDER)
+        corrected = (energy if relaxation["force_field"] in PREDICTS_MP2020_CORRECTED
+                     else mp2020_corrected_energy(composition, energy))
         row.update(energy_per_atom=energy / len(task_doc.structure),
-                   formation_energy_per_atom=formation_energy_per_atom(
-                       composition, energy, references,
-                       corrected=relaxation["force_field"] not in PREDICTS_MP2020_CORRECTED),
-                   band_gap=np.nan, status="ok", reason="")
+                   formation_energy_per_atom=formation_energy_per_atom(composition, corrected, references),
+                   band_gap=np.nan, status=STATUS_OK, reason="")
     except Exception as error:  # noqa: BLE001 - a failed candidate is recorded, the others go on
         row.update(energy_per_atom=np.nan, formation_energy_per_atom=np.nan, band_gap=np.nan,
-                   status="failed", reason=f"{type(error).__name__}: {error}"[:500])
+                   status=STATUS_FAILED, reason=f"{type(error).__name__}: {error}"[:500])
     row["wall_s"] = time.perf_counter() - start
     return row, task_doc

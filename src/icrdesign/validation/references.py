@@ -1,20 +1,34 @@
-"""Elemental reference states for formation energies, and the per-element cache on disk.
+"""Elemental reference states, the formation energy against them, and the per-element cache on disk.
 
 Gaseous elements (and the molecular halogens) are diatomic molecules in a box, O2 as a triplet;
 noble gases are single atoms in a box; other elements take ASE's tabulated crystal structure, or,
 where ASE has none that it can build (B, P, S, Mn, Ga, Se, ...), the lowest-energy of a few simple
 prototypes after a machine-learned-potential relaxation. The structure's ``kind`` says which.
+
+One cache folder holds the references of one engine with one set of energy-changing settings
+(:func:`cache_name`): ``<El>.json`` per element, and ``work/``, where a references job computes.
+Beside it, ``<cache folder>.index.json`` holds the status of every element that job was asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Final
 
 from monty.json import jsanitize
-from pymatgen.core import Element, Lattice, Structure
+from pymatgen.core import Composition, Element, Lattice, Structure
 
+from icrdesign.artefacts.validation import STATUS_FAILED, STATUS_OK
+from icrdesign.config import config_hash
 from icrdesign.io import read_json, write_json
+
+#: Folder of the reference caches inside the validation folder, one subfolder per engine and settings.
+REFERENCES_FOLDER: Final[str] = "references"
+#: The suffix of a references job's index beside its cache folder, and the folder inside a cache
+#: folder that the job computes in.
+INDEX_SUFFIX: Final[str] = ".index.json"
+WORK_FOLDER: Final[str] = "work"
 
 # Bond lengths (angstrom) of the diatomic reference molecules.
 DIATOMIC_BOND_LENGTHS: dict[str, float] = {
@@ -69,8 +83,23 @@ def reference_candidates(element: str, box: float) -> tuple[str, list[Structure]
         return "prototype", [prototype_structure(element, name) for name in PROTOTYPES]
 
 
-def settings_match(cached: dict[str, Any], settings: dict[str, Any]) -> bool:
-    return cached.get("settings") == settings
+def index_path(cache_dir: Path) -> Path:
+    """The index of the references job that fills ``cache_dir`` (beside it, not inside: the cache
+    folder is a whole output of that job)."""
+    return cache_dir.with_name(cache_dir.name + INDEX_SUFFIX)
+
+
+def cache_name(settings: Mapping[str, Any]) -> str:
+    """``<engine>-<hash of the settings>``: the cache folder of one engine with these settings, so that
+    references computed with other settings are never mixed in."""
+    return f"{settings['engine']}-{config_hash(dict(settings))}"
+
+
+def formation_energy_per_atom(composition: Composition, energy: float,
+                              references: Mapping[str, Mapping[str, Any]]) -> float:
+    """(E - sum_i n_i mu_i) / N for a total energy E of ``composition`` and references' energies per atom mu_i."""
+    reference = sum(amount * references[element.symbol]["energy_per_atom"] for element, amount in composition.items())
+    return float((energy - reference) / composition.num_atoms)
 
 
 class ReferenceFailed(RuntimeError):
@@ -82,7 +111,7 @@ class ReferenceFailed(RuntimeError):
         self.reason = reason
 
 
-def cached_references(elements: list[str], cache_dir: Path, settings: dict[str, Any],
+def cached_references(elements: list[str], cache_dir: Path, settings: Mapping[str, Any],
                       compute: Callable[[str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Reference records per element from CACHE_DIR/<El>.json, computing (and caching) missing ones.
 
@@ -90,20 +119,43 @@ def cached_references(elements: list[str], cache_dir: Path, settings: dict[str, 
     compound's settings exactly. ``compute(element)`` returns a dict with at least energy_per_atom.
     A failed computation is cached too, as a record with status 'failed' and the reason, so every
     candidate that needs the element fails at once with that reason (``ReferenceFailed``) instead
-    of repeating the calculation; a rerun retries it (``results.failed_results``).
+    of repeating the calculation; ``icrdesign retry-failed`` forgets it so that the next run retries it.
     """
     records = {}
     for element in sorted(set(elements)):
         path = cache_dir / f"{element}.json"
         record = read_json(path) if path.exists() else None
-        if record is None or not settings_match(record, settings):
+        if record is None or record.get("settings") != settings:
             try:
-                record = jsanitize({"element": element, **compute(element), "status": "ok", "settings": settings})
+                record = jsanitize({"element": element, **compute(element), "status": STATUS_OK, "settings": settings})
             except Exception as error:  # noqa: BLE001 - recorded; the candidates needing it fail with the reason
-                record = {"element": element, "status": "failed", "reason": f"{type(error).__name__}: {error}"[:500],
-                          "settings": settings}
+                record = {"element": element, "status": STATUS_FAILED,
+                          "reason": f"{type(error).__name__}: {error}"[:500], "settings": settings}
             write_json(path, record)
-        if record.get("status") == "failed":
+        if record.get("status") == STATUS_FAILED:
             raise ReferenceFailed(element, record["reason"])
         records[element] = record
     return records
+
+
+def reference_records(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
+                      ) -> Iterator[dict[str, Any]]:
+    """Each element's reference record, computed (or reused) one element at a time, in element order.
+
+    A failure gives a record with status 'failed' and the reason instead of an exception, so the
+    other elements go on and the candidates needing the failed one fail with that reason.
+    """
+    for element in sorted(set(elements)):
+        try:
+            yield {**compute([element])[element], "status": STATUS_OK}
+        except ReferenceFailed as failure:
+            yield {"element": element, "status": STATUS_FAILED, "reason": failure.reason}
+
+
+def write_index(path: Path, records: list[dict[str, Any]]) -> None:
+    """A references job's index: every element's status, and status 'failed' when any failed,
+    so that ``icrdesign retry-failed`` forgets it with the failed records and the job runs again."""
+    failed = sorted(record["element"] for record in records if record["status"] != STATUS_OK)
+    write_json(path, {"elements": {record["element"]: record["status"] for record in records},
+                      "status": STATUS_FAILED if failed else STATUS_OK,
+                      "reason": f"failed references: {failed}" if failed else ""})

@@ -1,15 +1,18 @@
-"""Which sampled candidates each validation tier takes."""
+"""Which sampled candidates each validation tier takes.
+
+The tables are candidates.csv as :func:`icrdesign.artefacts.candidates.read_candidates` reads it:
+flags as booleans, ``cif`` empty where a candidate has no CIF.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 from pymatgen.core import Composition
 
-
-def _truthy(column: pd.Series) -> pd.Series:
-    return column.astype(str).str.lower().isin({"true", "1", "1.0"})
+from icrdesign.artefacts.validation import DFT, MLIP
 
 
 def select_for_relaxation(candidates: pd.DataFrame, max_candidates: int | None = None) -> list[str]:
@@ -21,25 +24,34 @@ def select_for_relaxation(candidates: pd.DataFrame, max_candidates: int | None =
     """
     if candidates.empty:
         return []
-    keep = (_truthy(candidates["valid"]) & _truthy(candidates["unique"]) & _truthy(candidates["novel"])
-            & ~_truthy(candidates["baseline"])
-            & candidates["cif"].fillna("").astype(str).str.len().gt(0))
+    keep = (candidates["valid"] & candidates["unique"] & candidates["novel"] & ~candidates["baseline"]
+            & (candidates["cif"] != ""))
     chosen = candidates.loc[keep]
     if max_candidates is not None and len(chosen) > max_candidates:
-        ranked = chosen.assign(_confirmed=_truthy(chosen["surrogate_success"]), _id=chosen["id"].astype(str))
-        ranked = ranked.sort_values(["_confirmed", "nsites", "_id"], ascending=[False, True, True], kind="stable")
+        ranked = chosen.sort_values(["surrogate_success", "nsites", "id"], ascending=[False, True, True], kind="stable")
         chosen = chosen.loc[sorted(ranked.index[:max_candidates])]
-    return chosen["id"].astype(str).tolist()
+    return chosen["id"].tolist()
 
 
-def select_for_dft(candidates: pd.DataFrame, dft_settings: dict[str, Any], max_relaxed: int | None = None) -> list[str]:
+def select_for_dft(candidates: pd.DataFrame, dft_settings: Mapping[str, Any],
+                   max_relaxed: int | None = None) -> list[str]:
     """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites
     and none of ``exclude_elements``."""
-    chosen = candidates[candidates["id"].astype(str).isin(select_for_relaxation(candidates, max_relaxed))]
-    chosen = chosen[chosen["nsites"].astype(int) <= int(dft_settings["max_sites"])]
+    chosen = candidates[candidates["id"].isin(select_for_relaxation(candidates, max_relaxed))]
+    chosen = chosen[chosen["nsites"] <= int(dft_settings["max_sites"])]
     excluded = set(dft_settings.get("exclude_elements", []))
     if excluded:
-        elements = chosen["formula"].astype(str).map(lambda formula: {el.symbol for el in Composition(formula)})
+        elements = chosen["formula"].map(lambda formula: {el.symbol for el in Composition(formula)})
         chosen = chosen[[not (found & excluded) for found in elements]]
     chosen = chosen.sort_values(["nsites", "id"], kind="stable")
-    return chosen["id"].astype(str).head(int(dft_settings["max_candidates_per_case"])).tolist()
+    return chosen["id"].head(int(dft_settings["max_candidates_per_case"])).tolist()
+
+
+def select_for_tier(candidates: pd.DataFrame, config: Mapping[str, Any], tier: str) -> list[str]:
+    """The ids one tier (``mlip`` or ``dft``) validates, with the config's caps and filters."""
+    max_relaxed = config["relaxation"]["max_candidates_per_case"]
+    if tier == MLIP:
+        return select_for_relaxation(candidates, max_relaxed)
+    if tier == DFT:
+        return select_for_dft(candidates, config["dft"], max_relaxed)
+    raise ValueError(f"unknown validation tier {tier!r}")

@@ -12,20 +12,16 @@ import shlex
 import shutil
 from pathlib import Path
 
-from jobflow import Flow, Job
+from jobflow import Maker
 from pymatgen.core import Structure
 
 
-def vasp_flow(structure: Structure, relax: bool = True) -> tuple[Flow, Job]:
-    """MP GGA(+U) double relax + static flow (static only when ``relax`` is False) and its static job."""
+def vasp_maker(relax: bool) -> Maker:
+    """atomate2's MP GGA(+U) double relax + static maker, or its static maker alone when not ``relax``."""
     from atomate2.vasp.flows.mp import MPGGADoubleRelaxStaticMaker
     from atomate2.vasp.jobs.mp import MPGGAStaticMaker
 
-    if not relax:
-        static_job = MPGGAStaticMaker().make(structure)
-        return Flow([static_job], name="MP GGA static"), static_job
-    flow = MPGGADoubleRelaxStaticMaker().make(structure)
-    return flow, flow.jobs[-1]
+    return MPGGADoubleRelaxStaticMaker() if relax else MPGGAStaticMaker()
 
 
 def vasp_binary_missing() -> str | None:

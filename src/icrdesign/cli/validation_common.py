@@ -1,0 +1,80 @@
+"""What ``icrdesign relax`` and ``icrdesign dft`` share: their arguments, the one JSON object (or one
+JSON line per elemental reference) they print on stdout, and keeping everything else off stdout."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from icrdesign.cli.common import add_config_argument
+from icrdesign.errors import InputError
+from icrdesign.validation.references import reference_records, write_index
+
+#: The keys of the summary a command prints for one structure.
+SUMMARY_KEYS: Final[tuple[str, ...]] = ("formula", "nsites", "energy_per_atom", "band_gap",
+                                        "formation_energy_per_atom", "engine", "status", "wall_s")
+#: The keys of the line printed for one elemental reference.
+REFERENCE_KEYS: Final[tuple[str, ...]] = ("element", "kind", "energy_per_atom", "status", "reason")
+
+
+def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
+    """STRUCTURE or --reference-elements, the reference cache, the output folder, the record's ids."""
+    add_config_argument(parser)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("structure", type=Path, nargs="?", help="CIF (or any pymatgen-readable structure file)")
+    target.add_argument("--reference-elements", nargs="+", default=None, metavar="ELEMENT",
+                        help="compute (or reuse) only these elements' references, one JSON line each")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="with --reference-elements: also write each element's status to this JSON file")
+    parser.add_argument("--references", type=Path, required=True,
+                        help="elemental reference cache of this engine and settings")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (with --reference-elements: the folder to compute in)")
+    parser.add_argument("--case", default="", help="design case (recorded in the record)")
+    parser.add_argument("--candidate-id", default="", help="candidate id (default: the structure file's stem)")
+
+
+def check_index_argument(args: argparse.Namespace) -> None:
+    """--index describes a references run only."""
+    if args.index is not None and args.reference_elements is None:
+        raise InputError("--index needs --reference-elements")
+
+
+def candidate_id(args: argparse.Namespace) -> str:
+    return args.candidate_id or args.structure.stem
+
+
+@contextlib.contextmanager
+def results_only_on_stdout() -> Iterator[TextIO]:
+    """Send what the enclosed code prints (CHGNet and GPAW print progress on stdout) to stderr, so that a
+    command's stdout holds only its JSON results; yields the real stdout to print those on."""
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield stdout
+
+
+def print_summary(row: dict[str, Any], keys: tuple[str, ...], stream: TextIO | None = None) -> None:
+    """The one JSON object the commands print on stdout (NaN as null)."""
+    print(json.dumps({key: (None if isinstance(row.get(key), float) and math.isnan(row[key]) else row.get(key))
+                      for key in keys}), file=stream or sys.stdout, flush=True)
+
+
+def print_references(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
+                     index: Path | None, stream: TextIO | None = None) -> int:
+    """Compute (or reuse) each element's reference in this one process (the imports and the model load
+    are paid once) and print one JSON line per element; ``index`` gets every element's status
+    (``references.write_index``). A failure is recorded and printed, not raised, so the other
+    elements and the workflow go on and the candidates needing it fail with the reason."""
+    records = []
+    for record in reference_records(elements, compute):
+        print_summary(record, REFERENCE_KEYS, stream)
+        records.append(record)
+    if index is not None:
+        write_index(index, records)
+    return 0

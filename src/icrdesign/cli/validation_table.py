@@ -1,0 +1,20 @@
+"""Collect the candidates' validation records (mlip.json, dft.json) into one table, validation.csv."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from icrdesign.artefacts.validation import validation_table, write_validation_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", type=Path, nargs="*", help="the records, one row each, in this order")
+    parser.add_argument("--out", type=Path, required=True, help="the table to write (validation.csv)")
+
+
+def run(args: argparse.Namespace) -> int:
+    table = validation_table(args.records)
+    write_validation_table(args.out, table)
+    print(f"validation-table: {len(table)} records -> {args.out}; status {table['status'].value_counts().to_dict()}")
+    return 0

@@ -1,0 +1,40 @@
+"""Each selected candidate's atomate2 Flows as JSON, for users who submit flows to their own FireWorks or
+jobflow-remote queue instead of running the workflow's validation rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jobflow import Flow
+from pymatgen.core import Structure
+
+from icrdesign.artefacts.candidates import CANDIDATES_FILE, CIF_PATH_COLUMN, read_candidates
+from icrdesign.artefacts.validation import DFT, MLIP
+from icrdesign.io import write_json
+from icrdesign.validation.dft import dft_flow
+from icrdesign.validation.mlip import force_field_maker
+from icrdesign.validation.selection import select_for_tier
+
+
+def export_flows(design_dir: Path, config: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """Write OUT_DIR/<case>/<candidate_id>.mlip.json (force-field relaxation) for every candidate the MLIP
+    tier takes and .dft.json (``dft.engine``, from the candidate's own cell) for every one the DFT tier
+    takes, over every case folder under DESIGN_DIR; returns the written paths."""
+    written = []
+    for case_dir in sorted(path for path in design_dir.iterdir() if (path / CANDIDATES_FILE).exists()):
+        candidates = read_candidates(case_dir / CANDIDATES_FILE)
+        cif_of = dict(zip(candidates["id"], candidates[CIF_PATH_COLUMN]))
+        dft_ids = set(select_for_tier(candidates, config, DFT))
+        for candidate_id in select_for_tier(candidates, config, MLIP):
+            structure = Structure.from_file(cif_of[candidate_id])
+            flows = {MLIP: Flow([force_field_maker(config["relaxation"]).make(structure)], name=candidate_id)}
+            if candidate_id in dft_ids:
+                flows[DFT] = dft_flow(structure, config["dft"], bool(config["dft"]["relax"]))
+            for tier, flow in flows.items():
+                path = out_dir / case_dir.name / f"{candidate_id}.{tier}.json"
+                write_json(path, json.loads(flow.to_json()))
+                written.append(path)
+    return written
