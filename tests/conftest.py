@@ -1,13 +1,21 @@
-"""Shared fixtures. ``demo_table`` builds one small demo dataset per test session."""
+"""Shared fixtures (``demo_table`` builds one small demo dataset per test session), and the test
+helpers in tests/helpers/ made importable by every test module (``from workflow_runner import REPO``).
+
+The tests mirror the package: tests/<stage>/ holds the tests of ``icrdesign.<stage>``, tests/workflow/
+those of the Snakemake workflow as a whole.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from icrdesign.config import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 DEMO_FIXTURE_SIZE = 300
 DEMO_FIXTURE_SEED = 7

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 from jobflow import Flow, job
 from pymatgen.core import Lattice, Structure
 
+from workflow_runner import E2E_CONFIG, REPO
 from icrdesign.artefacts.candidates import CANDIDATE_COLUMNS, write_candidates
 from icrdesign.artefacts.validation import (VALIDATION_COLUMNS, read_validation_table, validation_table,
                                             write_record, write_validation_table)
@@ -387,9 +388,8 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
     from icrdesign.config import validate_config
     from icrdesign.wiring import stage_config_text
 
-    repo = Path(__file__).resolve().parent.parent
     paths = _validation_with_failures(tmp_path / "results")
-    config = yaml.safe_load((repo / "tests/e2e_config.yaml").read_text())
+    config = yaml.safe_load(E2E_CONFIG.read_text())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # An up-to-date target (every output newer than its input, judged by modification time only): nothing to run.
     (tmp_path / "results/config").mkdir(parents=True)
@@ -401,7 +401,7 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
         os.utime(tmp_path / output, (time.time() + 3600, time.time() + 3600))
 
     def snakemake(*args: str) -> None:
-        done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile"),
+        done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
                                "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
                                "--rerun-triggers", "mtime", "--cores", "1", *args, target],
                               capture_output=True, text=True, timeout=300)

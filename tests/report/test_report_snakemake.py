@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from test_report_fixtures import make_results, write_config
+from report_fixtures import make_results, write_config
 
+from workflow_runner import REPO
 from icrdesign.report import FIGURES
 
-REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 # The repository Snakefile's preamble, with only the report rules included, so the hand-made inputs
 # are taken as given instead of being rebuilt by the upstream stages.

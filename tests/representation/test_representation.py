@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from workflow_runner import REPO
 from icrdesign.representation import (
     DESCRIPTOR_NAMES,
     ICR,
@@ -36,7 +37,6 @@ from icrdesign.representation.build import fast_construction_supported, structur
 from icrdesign.representation.fourier import batch_nearest_reciprocal_points
 from icrdesign.representation.roundtrip import roundtrip_matches, structures_match
 
-REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = ["H", "Li", "O", "Na", "Mg", "Si", "S", "Cl", "Ti", "Fe", "Cu", "Zn", "Sr", "Ba", "La", "U"]
 
 

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Element, Lattice, Structure
 
+from workflow_runner import REPO
 from icrdesign.artefacts import encoded as encoded_files
 from icrdesign.artefacts.model import (
     CHECKPOINT_FILE, LATENT_FILE, MODEL_FILE, OUTPUT_FILES, SPLIT_FILE, read_latent, read_split,
@@ -378,7 +379,7 @@ def test_killed_training_resumes_from_its_checkpoint(trained_stage: dict[str, Pa
     command = [sys.executable, "-m", "icrdesign.cli", "train", "--encoded", str(trained_stage["root"] / "encoded"),
                "--dataset", str(trained_stage["dataset"]), "--config", str(config), "--out", str(tmp_path / "model"),
                "--no-progress"]
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(REPO / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "model" / CHECKPOINT_FILE

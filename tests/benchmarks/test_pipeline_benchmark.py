@@ -12,7 +12,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parent.parent
+from workflow_runner import REPO
+
 _spec = importlib.util.spec_from_file_location("pipeline_benchmark", REPO / "benchmarks" / "pipeline.py")
 pipeline_benchmark = importlib.util.module_from_spec(_spec)
 sys.modules["pipeline_benchmark"] = pipeline_benchmark  # dataclasses look their module up there

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_report_fixtures import make_results, rocksalt, write_config, zincblende
+from report_fixtures import make_results, rocksalt, write_config, zincblende
 
 from icrdesign.artefacts.candidates import CANDIDATES_FILE, read_candidates
 from icrdesign.artefacts.design import METRICS_FILE, REJECTED_COLUMNS, write_metrics

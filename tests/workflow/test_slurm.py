@@ -88,7 +88,7 @@ def test_every_job_went_through_sbatch_with_its_resources(runs, cluster):
     submitted = jobs[jobs["rule"].isin(CLUSTER_RULES)]
     assert sorted(submitted["rule"]) == sorted(CLUSTER_RULES)
     assert (submitted["state"] == "COMPLETED").all(), submitted
-    # tests/e2e_config.yaml: threads 1, mem_mb 2000, runtime 10 minutes for these rules.
+    # tests/helpers/e2e_config.yaml: threads 1, mem_mb 2000, runtime 10 minutes for these rules.
     cpus = dict(zip(submitted["rule"], submitted["cpus"]))
     # A GPU job (--gpus, no --ntasks) may be given more than its --cpus-per-task by slurmctld.
     assert cpus["dataset"] == cpus["encode"] == 1 and cpus["train"] >= 1, cpus

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
+from workflow_runner import REPO
 from icrdesign.artefacts.candidates import CANDIDATES_FILE, candidate_cif, read_candidates, write_candidates
 from icrdesign.artefacts.design import REJECTED_FILE, read_rejected
 from icrdesign.cases import EDGE, DesignCase, Window
@@ -539,7 +540,7 @@ def test_sample_checkpoint_runs_once_per_configured_case(tmp_path: Path) -> None
         "low_gap": {"n_candidates": 3, "constraints": {"band_gap": {"max": 0.5}}},
         "Ef_-1": {"n_candidates": 3, "constraints": {"formation_energy_per_atom": {"target": -1.0, "tolerance": 0.2}}},
     }}}))
-    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(Path(__file__).parents[1] / "Snakefile"),
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
                  "--directory", str(tmp_path), "--configfile", str(config), "--cores", "1", "-n"]
     planned = subprocess.run([*snakemake, "sample_all"], capture_output=True, text=True)
     assert planned.returncode == 0, planned.stderr

@@ -23,7 +23,7 @@ import yaml
 
 from workflow_runner import E2E_CONFIG, REPO, SNAKEMAKE, job_counts, snakemake
 
-FILE_AUDIT = REPO / "tests" / "file_audit"
+FILE_AUDIT = REPO / "tests" / "helpers" / "file_audit"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def pipeline(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("e2e")
     audit = workdir / "file_audit"
     audit.mkdir()
-    # Every icrdesign command of the run records the files it reads (tests/file_audit).
+    # Every icrdesign command of the run records the files it reads (tests/helpers/file_audit).
     python_path = os.pathsep.join(filter(None, [str(FILE_AUDIT), os.environ.get("PYTHONPATH")]))
     snakemake(workdir, "--cores", "2", *TARGETS, env={"PYTHONPATH": python_path, "ICRDESIGN_FILE_AUDIT": str(audit)})
     return workdir
@@ -77,7 +77,7 @@ def test_every_file_a_command_reads_is_declared_by_its_rule(pipeline):
 
 
 def _layered_config(tmp_path: Path, **sections) -> Path:
-    """tests/e2e_config.yaml with some sections' keys replaced."""
+    """tests/helpers/e2e_config.yaml with some sections' keys replaced."""
     config = yaml.safe_load(E2E_CONFIG.read_text())
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)

@@ -1,4 +1,4 @@
-"""Run the real Snakemake workflow from tests (tests/test_e2e.py, tests/test_slurm.py)."""
+"""The repository's paths, and the real Snakemake workflow run from tests (workflow/test_e2e.py, test_slurm.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-E2E_CONFIG = REPO / "tests" / "e2e_config.yaml"
+E2E_CONFIG = REPO / "tests" / "helpers" / "e2e_config.yaml"
 JOB_STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
 
 

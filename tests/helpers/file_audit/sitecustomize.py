@@ -3,7 +3,7 @@
 Put this folder on PYTHONPATH and ICRDESIGN_FILE_AUDIT=<folder> in the environment of a Snakemake
 run: every Python process whose command line runs ``icrdesign.cli`` then leaves
 ``<folder>/<pid>.json`` with its command line, the files it opened for reading and the files it
-renamed into place (how atomic writes land). tests/test_e2e.py compares them with what each rule
+renamed into place (how atomic writes land). tests/workflow/test_e2e.py compares them with what each rule
 declares, so a rule that reads a file no rule declares fails a test.
 """
 
