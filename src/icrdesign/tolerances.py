@@ -12,6 +12,10 @@ from typing import Final
 #: Project's own setting (``SpacegroupAnalyzer`` in emmet-core builds).
 SYMPREC: Final[float] = 0.1
 
+#: spglib tolerance (Å) for re-symmetrising a DFT-relaxed cell: atomate2's relaxation setting. It removes
+#: the optimiser's numerical noise; ``SYMPREC`` could snap a genuinely distorted cell back to higher symmetry.
+RELAXED_SYMPREC: Final[float] = 0.01
+
 #: ``StructureMatcher`` tolerances for "is this the same crystal" in uniqueness and novelty:
 #: pymatgen's defaults, as MatterGen (Zeni et al., Nature 2025) and DiffCSP use them.
 NOVELTY_MATCHER: Final[dict[str, float]] = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0}

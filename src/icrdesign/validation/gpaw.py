@@ -30,7 +30,7 @@ from pymatgen.core import Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from icrdesign.io import write_json
-from icrdesign.tolerances import SYMPREC
+from icrdesign.tolerances import RELAXED_SYMPREC, SYMPREC
 from icrdesign.validation.gpaw_worker import INPUT_FILE, RESULT_FILE, STATUS_FILE
 
 CORRECTIONS_FILE = "gpaw_corrections.json"
@@ -38,10 +38,6 @@ FAILURE_FILE = "calculation_failure.json"
 WORKER_MODULE = "icrdesign.validation.gpaw_worker"
 #: The calculator name the task documents record (what a GPAW calculator's ``name`` says).
 GPAW_CALCULATOR_NAME = "gpaw"
-#: spglib tolerance (angstrom) for re-symmetrising a relaxed cell before its static: atomate2's
-#: ``AseRelaxMaker.symprec`` (the symmetry a relaxation is taken to keep). Not ``tolerances.SYMPREC``
-#: on purpose: 0.1 would snap a genuinely distorted relaxed cell back onto a higher symmetry.
-RELAXED_SYMPREC = 0.01
 
 # Initial ferromagnetic moments (mu_B) for elements whose ground state is magnetic; everything else
 # starts non-magnetic and runs spin-paired, which halves the cost.
