@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,53 +64,160 @@ def default_config() -> dict[str, Any]:
 def validate_config(user: dict[str, Any]) -> dict[str, Any]:
     """Layer ``user`` over the default configuration and validate the result against the schema.
 
+    Three layers, each naming every bad key: the schema (types, ranges, known keys), finiteness
+    (YAML ``.nan`` / ``.inf`` pass JSON Schema's ``type: number`` and every bound, since NaN compares
+    False with all of them) and the semantic checks (pairs of keys that contradict each other).
+
     Returns the complete configuration; raises ConfigError naming every bad key and what it allows.
     """
     if not isinstance(user, dict):
         raise ConfigError(f"the configuration must be a mapping of sections, got {type(user).__name__}")
     schema = load_schema()
     config = deep_update(default_config(), user)
+    non_finite = dict(_non_finite_numbers(config))
+    problems = [f"config key '{key}': {_yaml_spelling(value)} is not a finite number"
+                for key, value in non_finite.items()]
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for error in errors:
-            allowed = _allowed(error)
-            lines.append(f"config key '{_key_path(error)}': {error.message}" + (f" ({allowed})" if allowed else ""))
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    _check_semantics(config)
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(part) for part in e.absolute_path]):
+        if ".".join(str(part) for part in error.absolute_path) in non_finite:
+            continue  # an error about the value itself: already named as not finite, its bounds add nothing
+        allowed = _allowed(error)
+        problems.append(f"config key '{_key_path(error)}': {error.message}" + (f" ({allowed})" if allowed else ""))
+    _raise_if_any(problems)
+    _raise_if_any(_semantic_problems(config))
     return config
 
 
-def _check_semantics(config: dict[str, Any]) -> None:
-    """Rules the schema cannot express."""
+def _raise_if_any(problems: list[str]) -> None:
+    """One ConfigError listing every problem, one per line."""
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _non_finite_numbers(value: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """Every NaN or infinite number under ``value`` with its key path (list items by index: ``split.1``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path or "<top level>", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite_numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite_numbers(item, f"{path}.{index}" if path else str(index))
+
+
+def _yaml_spelling(value: float) -> str:
+    """How YAML writes a non-finite number (``.nan``, ``.inf``, ``-.inf``), as the user typed it."""
+    if math.isnan(value):
+        return ".nan"
+    return ".inf" if value > 0 else "-.inf"
+
+
+def _contradiction(first: str, first_value: Any, second: str, second_value: Any, why: str) -> str:
+    """The message for two keys whose values cannot hold together; it names both."""
+    return f"config keys '{first}' ({first_value}) and '{second}' ({second_value}) contradict: {why}"
+
+
+def _semantic_problems(config: dict[str, Any]) -> list[str]:
+    """Rules the schema cannot express: sums, equal lengths, design windows and contradicting pairs.
+
+    Every number is finite and in its schema range by now. The pairs (each refused naming both keys):
+
+    * ``sampling.min_volume_per_atom`` >= ``sampling.max_volume_per_atom``: no volume lies between.
+    * ``sampling.min_distance`` d against ``sampling.max_volume_per_atom``: atoms at least d apart
+      take at least the volume per atom of the densest sphere packing, d^3/sqrt(2); a smaller
+      maximum admits no crystal.
+    * ``sampling.cases.<case>.n_candidates`` > ``sampling.n_samples``: a strategy makes one candidate
+      at most per proposal and stops after n_samples proposals, so the count can never be reached.
+    * a constraint whose window (``target`` ± ``tolerance`` within ``min`` / ``max``) is empty.
+    * ``data.materials_project.min_elements`` > ``max_elements``; an element both in
+      ``include_elements`` and ``exclude_elements``; more ``include_elements`` than ``max_elements``
+      (a material holds every included element).
+    * with ``data.source: materials_project``, the data against the representation that encodes it:
+      ``min_elements`` > ``representation.max_elements``, or an ``include_elements`` entry missing
+      from ``representation.elements``, would leave every downloaded crystal unencodable.
+    """
     from icrdesign.cases import Window  # the design-case window; imported here, as cases imports errors only
 
+    problems = []
     split = config["split"]
     if abs(sum(split) - 1.0) > 1e-6:
-        raise ConfigError(f"config key 'split': fractions must sum to 1, got {split} (sum {sum(split)})")
+        problems.append(f"config key 'split': fractions must sum to 1, got {split} (sum {sum(split)})")
     encoder = config["model"]
     if not len(encoder["encoder_channels"]) == len(encoder["kernel_sizes"]) == len(encoder["strides"]):
-        raise ConfigError(
+        problems.append(
             "config keys 'model.encoder_channels', 'model.kernel_sizes', 'model.strides' must have equal lengths"
         )
+    sampling = config["sampling"]
+    problems += _sampling_problems(sampling)
     trained = set(config["model"]["properties"])
-    for case, spec in config["sampling"]["cases"].items():
+    for case, spec in sampling["cases"].items():
+        if spec["n_candidates"] > sampling["n_samples"]:
+            problems.append(_contradiction(
+                f"sampling.cases.{case}.n_candidates", spec["n_candidates"], "sampling.n_samples",
+                sampling["n_samples"], "each strategy makes at most one candidate per proposal"))
         for prop, bounds in spec["constraints"].items():
             if prop not in trained:
-                raise ConfigError(
+                problems.append(
                     f"config key 'sampling.cases.{case}.constraints.{prop}': unknown property; "
                     f"allowed values: {sorted(trained)} (model.properties)"
                 )
+                continue
             window = Window.from_constraint(bounds)
             if window.empty:
-                raise ConfigError(
+                problems.append(
                     f"config key 'sampling.cases.{case}.constraints.{prop}': impossible constraint, "
                     f"the allowed window [{window.low}, {window.high}] is empty"
                 )
+    problems += _materials_project_problems(config)
+    return problems
+
+
+def _sampling_problems(sampling: dict[str, Any]) -> list[str]:
+    """The validity filter's bounds against each other (see :func:`_semantic_problems`)."""
+    problems = []
+    low, high = sampling["min_volume_per_atom"], sampling["max_volume_per_atom"]
+    if low >= high:
+        problems.append(_contradiction("sampling.min_volume_per_atom", low, "sampling.max_volume_per_atom", high,
+                                       "the minimum must be below the maximum"))
+    distance = sampling["min_distance"]
+    densest = distance**3 / math.sqrt(2)
+    if high < densest:
+        problems.append(_contradiction(
+            "sampling.min_distance", distance, "sampling.max_volume_per_atom", high,
+            f"atoms {distance} A apart need at least {densest:.3g} A^3/atom (d^3/sqrt(2), the densest packing)"))
+    return problems
+
+
+def _materials_project_problems(config: dict[str, Any]) -> list[str]:
+    """The Materials Project query against itself and the representation (see :func:`_semantic_problems`)."""
+    prefix = "data.materials_project"
     mp = config["data"]["materials_project"]
+    problems = []
     if mp["min_elements"] > mp["max_elements"]:
-        raise ConfigError("config key 'data.materials_project.min_elements': must not exceed max_elements")
+        problems.append(_contradiction(f"{prefix}.min_elements", mp["min_elements"], f"{prefix}.max_elements",
+                                       mp["max_elements"], "the minimum must not exceed the maximum"))
+    both = sorted(set(mp["include_elements"]) & set(mp["exclude_elements"]))
+    if both:
+        problems.append(_contradiction(f"{prefix}.include_elements", mp["include_elements"],
+                                       f"{prefix}.exclude_elements", mp["exclude_elements"],
+                                       f"{both} both required and excluded"))
+    if len(mp["include_elements"]) > mp["max_elements"]:
+        problems.append(_contradiction(f"{prefix}.include_elements", mp["include_elements"], f"{prefix}.max_elements",
+                                       mp["max_elements"], "a material holds every included element"))
+    if config["data"]["source"] != "materials_project":
+        return problems  # the query is not run: its settings cannot contradict the representation
+    representation = config["representation"]
+    if mp["min_elements"] > representation["max_elements"]:
+        problems.append(_contradiction(f"{prefix}.min_elements", mp["min_elements"], "representation.max_elements",
+                                       representation["max_elements"], "no downloaded crystal could be encoded"))
+    vocabulary = representation["elements"]
+    unencodable = sorted(set(mp["include_elements"]) - set(vocabulary or mp["include_elements"]))
+    if unencodable:
+        problems.append(_contradiction(
+            f"{prefix}.include_elements", mp["include_elements"], "representation.elements", vocabulary,
+            f"every downloaded crystal holds {unencodable}, which the representation cannot encode"))
+    return problems
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

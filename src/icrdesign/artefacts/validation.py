@@ -31,6 +31,7 @@ from monty.json import jsanitize
 from pymatgen.core import Structure
 
 from icrdesign.artefacts.tables import read_table, write_table
+from icrdesign.errors import InputError
 from icrdesign.io import read_json, write_json, write_text
 
 #: The two validation tiers: a machine-learned-potential relaxation, then DFT.
@@ -114,8 +115,16 @@ def write_mlip_structure(path: str | os.PathLike[str], structure: Structure) -> 
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """One record as written by :func:`write_record`."""
-    return read_json(path)
+    """One record as written by :func:`write_record`; a missing or corrupt file raises InputError naming it."""
+    try:
+        record = read_json(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a JSON record ({error})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: not a JSON record (a {type(record).__name__}, not an object)")
+    return record
 
 
 def record_status(path: str | os.PathLike[str]) -> str:

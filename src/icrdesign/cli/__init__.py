@@ -35,7 +35,8 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: icrdesign COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_text}" for name, help_text in COMMANDS.items()]
-    lines += ["", "`icrdesign COMMAND --help` lists a command's options."]
+    lines += ["", "`icrdesign COMMAND --help` lists a command's options; `--debug` (every command) adds the",
+              "traceback to the one-line message of a configuration or input mistake."]
     return "\n".join(lines)
 
 

@@ -2,8 +2,9 @@
 
 A configuration or input mistake (:class:`~icrdesign.errors.ConfigError`,
 :class:`~icrdesign.errors.InputError`) ends the command with one message on stderr, prefixed by the
-command's name, and exit code 2, never a traceback: the user can fix it. Any other exception is a
-defect and propagates with its traceback.
+command's name, and exit code 2, never a traceback: the user can fix it. ``--debug``, an option of
+every command, adds the traceback of such a mistake (still exit code 2), for reporting a message that
+does not say enough. Any other exception is a defect and propagates with its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from icrdesign.errors import ConfigError, InputError
@@ -26,6 +28,9 @@ def build_parser(command: str, module: object) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"icrdesign {command}", description=module.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)  # type: ignore[attr-defined]
+    # Added here, not by each command, so that every command has it.
+    parser.add_argument("--debug", action="store_true",
+                        help="on a configuration or input mistake, show its traceback as well as the message")
     return parser
 
 
@@ -43,5 +48,7 @@ def run_command(command: str, module_path: str, argv: list[str]) -> int:
     try:
         return int(module.run(args) or 0)
     except (ConfigError, InputError) as error:
+        if args.debug:
+            traceback.print_exc()
         print(f"icrdesign {command}: {error}", file=sys.stderr)
         return USAGE_ERROR

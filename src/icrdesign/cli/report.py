@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="relax/DFT results table (default: RESULTS/validation/validation.csv)")
     parser.add_argument("--dataset", type=Path, default=None, help="dataset table (default: RESULTS/data/dataset.parquet)")
     parser.add_argument("--validation", type=Path, default=None,
-                        help="CSV of externally computed results (case, id, E_f, E_g[, structure]); tier 'external'")
+                        help="CSV of externally computed results (case, id, E_f[, E_g, structure]); tier 'external'; "
+                             "rows that cannot be trusted go to rejected.csv")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for fingerprints")
     parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to draw")
 

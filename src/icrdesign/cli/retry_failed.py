@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from icrdesign.artefacts.validation import validation_dir
+from icrdesign.errors import InputError
 from icrdesign.validation.retry import forget_failed
 
 
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.results.is_dir():
+        raise InputError(f"--results {args.results}: no such folder")
     failed = forget_failed(validation_dir(args.results), dry_run=args.dry_run)
     for path in failed:
         print(f"{'would forget' if args.dry_run else 'forgot'} {path}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,18 @@ from icrdesign.artefacts.tables import read_table
 from icrdesign.artefacts.validation import TABLE_FILE as VALIDATION_TABLE_FILE
 from icrdesign.artefacts.validation import VALIDATION_FOLDER, read_validation_table
 from icrdesign.cases import training_rows
+from icrdesign.checks import as_number, is_missing, property_problem
+from icrdesign.errors import InputError
 from icrdesign.io import read_json
 
 log = logging.getLogger(__name__)
 
 TIERS = ("surrogate", "mlip", "dft", "external")
 EVALUATION_COLUMNS = ["case", "id", "strategy", "tier", "formation_energy_per_atom", "band_gap", "status"]
-#: Required columns of an external-results CSV (``--validation``); ``E_g`` and ``structure`` (a file
-#: path relative to the CSV) are optional.
+#: Required columns of an external-results CSV (``--validation``).
 EXTERNAL_REQUIRED = ("case", "id", "E_f")
+#: Its optional columns (``structure``: a file path relative to the CSV); an absent one is empty on every row.
+EXTERNAL_OPTIONAL = ("E_g", "structure")
 
 
 @dataclass(frozen=True)
@@ -149,36 +153,69 @@ def load_design(design_dir: Path, cases: list[str]) -> tuple[pd.DataFrame, dict[
     return candidates, metrics, absent
 
 
-def load_external(path: Path, cases: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """External results (case, id, E_f[, E_g, structure]); bad rows are returned with a reason.
+def load_external(path: Path, cases: Mapping[str, Any]) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """External results (case, id, E_f[, E_g, structure]); rows that cannot be counted come back with a reason.
+
+    A row is rejected (listed in ``rejected.csv``, not counted) when its case is not in the config,
+    its id is empty, its ``(case, id)`` appears on more than one row (every such row is rejected:
+    which of two disagreeing results is right cannot be told, and counting both would weigh one
+    crystal twice), ``E_f`` is missing, not a finite number or outside
+    :data:`icrdesign.checks.PROPERTY_RANGES`, ``E_g`` is given but not a finite number in range
+    (an empty ``E_g`` only leaves the row out of band-gap rates), or ``structure`` names a file that
+    does not exist. Each reason starts with the row's line in the file.
 
     Raises:
-        InputError: the file is missing or unreadable, or lacks a required column.
+        InputError: the file is missing, unreadable, empty or lacks a required column (naming the file).
     """
+    if path.is_file() and not path.read_text(encoding="utf-8", errors="replace").strip():
+        raise InputError(f"{path}: empty file; expected the columns {list(EXTERNAL_REQUIRED)} "
+                         f"(optional: {list(EXTERNAL_OPTIONAL)})")
     frame = read_table(path, EXTERNAL_REQUIRED)
-    if "E_g" not in frame:
-        frame["E_g"] = np.nan
+    if frame.empty:
+        raise InputError(f"{path}: no rows under the header {list(frame.columns)}")
+    for column in EXTERNAL_OPTIONAL:
+        if column not in frame:
+            frame[column] = None
+    repeats = frame.groupby(["case", "id"], dropna=False)["id"].transform("size")
     rejected = []
     keep = np.ones(len(frame), dtype=bool)
-    for i, row in frame.iterrows():
-        reason = None
-        if row["case"] not in cases:
-            reason = f"unknown case {row['case']!r}; config cases: {sorted(cases)}"
-        elif not np.isfinite(pd.to_numeric(pd.Series([row["E_f"]]), errors="coerce")).all():
-            reason = f"E_f is not a number: {row['E_f']!r}"
-        elif pd.notna(row["E_g"]) and pd.isna(pd.to_numeric(row["E_g"], errors="coerce")):
-            reason = f"E_g is not a number: {row['E_g']!r}"
+    for position, (index, row) in enumerate(frame.iterrows()):
+        reason = _external_row_problem(row, cases, path.parent, int(repeats.iloc[position]))
         if reason:
-            keep[i] = False
-            rejected.append({"source": str(path), "id": str(row["id"]), "reason": reason})
+            keep[position] = False
+            rejected.append({"source": str(path), "id": str(row["id"]), "reason": f"line {index + 2}: {reason}"})
     frame = frame[keep].copy()
-    frame["E_f"] = pd.to_numeric(frame["E_f"])
-    frame["E_g"] = pd.to_numeric(frame["E_g"], errors="coerce")
-    if "structure" in frame:
-        frame["structure"] = [
-            str((path.parent / s).resolve()) if isinstance(s, str) and s.strip() else None for s in frame["structure"]
-        ]
+    # Every kept E_f, and every kept E_g that is not blank, passed property_problem: as_number parses it.
+    frame["E_f"] = frame["E_f"].map(as_number).astype(float)
+    frame["E_g"] = frame["E_g"].map(lambda value: np.nan if is_missing(value) else as_number(value)).astype(float)
+    frame["structure"] = [_structure_path(path.parent, given) for given in frame["structure"]]
     return frame, rejected
+
+
+def _structure_path(folder: Path, given: Any) -> str | None:
+    """The absolute path of a ``structure`` cell (relative to the CSV's folder), or None when empty."""
+    return None if is_missing(given) else str((folder / str(given).strip()).resolve())
+
+
+def _external_row_problem(row: pd.Series, cases: Mapping[str, Any], folder: Path, repeats: int) -> str | None:
+    """Why one external row cannot be counted (see :func:`load_external`), or None."""
+    if is_missing(row["case"]) or row["case"] not in cases:
+        return f"unknown case {row['case']!r}; config cases: {sorted(cases)}"
+    if is_missing(row["id"]):
+        return "id is missing"
+    if repeats > 1:
+        return f"duplicate (case, id) ({row['case']!r}, {row['id']!r}) on {repeats} rows: none of them is counted"
+    problem = property_problem("formation_energy_per_atom", row["E_f"])
+    if problem:
+        return f"E_f: {problem}"
+    if not is_missing(row["E_g"]):
+        problem = property_problem("band_gap", row["E_g"])
+        if problem:
+            return f"E_g: {problem}"
+    structure = _structure_path(folder, row["structure"])
+    if structure is not None and not Path(structure).is_file():
+        return f"structure file not found: {row['structure']!r} ({structure})"
+    return None
 
 
 def load_inputs(paths: ReportPaths, cases: dict[str, Any], external: Path | None = None) -> ReportInputs:
