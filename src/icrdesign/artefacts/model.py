@@ -7,9 +7,11 @@ bare GPU machine too.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -34,13 +36,18 @@ LATENT_FIGURES: Final[tuple[str, ...]] = ("latent.png", "latent.pdf")
 HISTORY_FILE: Final[str] = "history.csv"
 #: Per test crystal: decoded, matched and the RMS distance of its reconstruction.
 TEST_RECONSTRUCTION_FILE: Final[str] = "test_reconstruction.csv"
-#: Encoded crystals left out of training (a property label missing).
+#: Encoded crystals left out of training (a repeated id, a property label missing or implausible).
 REJECTED_FILE: Final[str] = "rejected.csv"
 #: The files the workflow declares as the train rule's outputs (every file the stage writes but the checkpoint).
 OUTPUT_FILES: Final[tuple[str, ...]] = (
     MODEL_FILE, METRICS_FILE, SPLIT_FILE, LATENT_FILE, *LATENT_FIGURES, HISTORY_FILE, TEST_RECONSTRUCTION_FILE,
     REJECTED_FILE,
 )
+
+#: Where :func:`set_aside` moves a model that a training run of other settings would replace: a
+#: new folder beside the model folder, ``<model folder>.replaced-<UTC time>``, so that the model
+#: folder holds one model and nothing else.
+REPLACED_SUFFIX: Final[str] = ".replaced-"
 
 #: One row per encoded crystal, in dataset order.
 SPLIT_COLUMNS: Final[tuple[str, ...]] = ("material_id", "split")
@@ -92,3 +99,29 @@ def read_latent(path: str | os.PathLike[str]) -> LatentMeans:
         split=arrays.pop("split").astype(str),
         properties=arrays,
     )
+
+
+def set_aside(model_dir: str | os.PathLike[str]) -> Path | None:
+    """Move the trained model in ``model_dir`` to a new dated folder beside it; return that folder.
+
+    A model is there when ``model_dir`` holds the model or the checkpoint; both move, with every
+    other output of the train stage present, into ``<model_dir>.replaced-<UTC time>``. Returns None,
+    moving nothing, when there is no model.
+    """
+    model_dir = Path(model_dir).resolve()
+    present = [name for name in (*OUTPUT_FILES, CHECKPOINT_FILE) if (model_dir / name).is_file()]
+    if not {MODEL_FILE, CHECKPOINT_FILE} & set(present):
+        return None
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    backup = model_dir.with_name(f"{model_dir.name}{REPLACED_SUFFIX}{stamp}")
+    number = 1
+    while True:  # two replacements within one second get numbered folders
+        try:
+            backup.mkdir()
+            break
+        except FileExistsError:
+            number += 1
+            backup = model_dir.with_name(f"{model_dir.name}{REPLACED_SUFFIX}{stamp}-{number}")
+    for name in present:
+        os.replace(model_dir / name, backup / name)
+    return backup

@@ -1,4 +1,9 @@
-"""Build the dataset table (demo or Materials Project), its rejected rows and its provenance."""
+"""Build the dataset table (demo or Materials Project), its rejected rows and its provenance.
+
+Rows a source cannot use (a repeated id, a missing or implausible property, an unreadable
+structure) are listed with their reason in OUT/rejected.csv. A source that leaves no usable row, a
+Materials Project that cannot be read, or an output folder another run holds stops with exit code 2.
+"""
 
 from __future__ import annotations
 

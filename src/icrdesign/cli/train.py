@@ -2,7 +2,10 @@
 
 Writes the model, metrics, split, latent means, Fig. S1, history, test reconstructions and rejected
 rows to OUT; OUT/checkpoint.pt is rewritten every epoch, and restarting a killed run with the same
-command resumes from it. Reads the config's ``model``, ``split`` and ``seed``.
+command resumes from it. A model in OUT that the run cannot resume (other settings or data) is moved
+to OUT.replaced-<UTC time>/ beside it first. Reads the config's ``model``, ``split`` and ``seed``.
+A second run on the same OUT, an unreadable checkpoint or a dataset without usable labels stops with
+exit code 2.
 """
 
 from __future__ import annotations

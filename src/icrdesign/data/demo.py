@@ -30,7 +30,7 @@ from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
-from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS
+from icrdesign.artefacts.dataset import PROPERTY_COLUMNS, REJECTED_COLUMNS, TABLE_COLUMNS, property_rejection
 from icrdesign.io import write_json
 from icrdesign.parallel import process_pool, split_evenly
 from icrdesign.surrogate import LABEL_SOURCE, predict_properties, surrogate_info
@@ -426,8 +426,11 @@ def build_demo_dataset(settings: dict[str, Any], seed: int) -> tuple[pd.DataFram
                     built.append(outcome)
                 labels = predict_properties([o.structure for o in built], n_jobs=n_jobs, executor=pool)
                 for outcome, label in zip(built, labels.itertuples(index=False)):
+                    implausible = property_rejection({name: getattr(label, name) for name in PROPERTY_COLUMNS})
                     if label.surrogate_error is not None:
                         rejected.append(_rejection(outcome.candidate, "prediction_failed", str(label.surrogate_error)))
+                    elif implausible is not None:
+                        rejected.append(_rejection(outcome.candidate, implausible.reason, implausible.detail))
                     elif len(rows) < n_target:
                         rows.append(_row(outcome, label.formation_energy_per_atom, label.band_gap))
                     else:

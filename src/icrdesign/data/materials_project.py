@@ -2,9 +2,12 @@
 
 The query (filters from ``data.materials_project``) goes through ``mp_api.client.MPRester``'s summary
 search, paged by ``chunk_size``. Every HTTP request, the heartbeat included, is retried with
-exponential backoff on network errors and HTTP 429/5xx by the session handed to the client (mp-api's
-own session retries only 429/502/504, three times, and its heartbeat not at all). The raw documents
-are cached per query under the output directory, so a rerun with the same query makes no request.
+exponential backoff on network errors, HTTP 429/5xx and a reply that is not JSON by the session
+handed to the client (mp-api's own session retries only 429/502/504, three times, and its heartbeat
+not at all). The raw documents are cached per query under the output directory, so a rerun with the
+same query makes no request. Documents are screened by the rules every source shares: a repeated id
+and a missing, non-numeric, non-finite or implausible property (``icrdesign.checks``) are rejected
+rows, and a numeric string such as ``"1.5"`` is read as the number.
 
 The API key is read from ``MP_API_KEY`` and sent only as a request header: it is never logged,
 cached, written to provenance or included in an error message.
@@ -21,6 +24,7 @@ import logging
 import math
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,16 @@ from requests.adapters import HTTPAdapter
 from tqdm.auto import tqdm
 from urllib3.util.retry import Retry
 
-from icrdesign.artefacts.dataset import REJECTED_COLUMNS, TABLE_COLUMNS, TABLE_DTYPES
-from icrdesign.errors import ConfigError
+from icrdesign.artefacts.dataset import (
+    MISSING_PROPERTY,
+    PROPERTY_COLUMNS,
+    REJECTED_COLUMNS,
+    TABLE_COLUMNS,
+    TABLE_DTYPES,
+    screen_rows,
+)
+from icrdesign.checks import as_number
+from icrdesign.errors import ConfigError, InputError
 from icrdesign.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -45,7 +57,6 @@ SUMMARY_FIELDS = (
     "material_id", "formula_pretty", "structure", "formation_energy_per_atom", "band_gap",
     "energy_above_hull", "symmetry",
 )
-REQUIRED_NUMBERS = ("formation_energy_per_atom", "band_gap")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REQUEST_TIMEOUT_S = 60
 CACHE_SUBDIR = "mp_cache"
@@ -56,8 +67,9 @@ class APIKeyError(ConfigError):
     """MP_API_KEY is missing or malformed (the message never contains the key)."""
 
 
-class MaterialsProjectError(RuntimeError):
-    """The Materials Project endpoint could not be queried (after retries)."""
+class MaterialsProjectError(InputError):
+    """The Materials Project, the dataset stage's input, could not be read; the message says why and
+    at which URL (never with the key). A command stops on it with one line and exit code 2."""
 
 
 class _Rejected(Exception):
@@ -183,7 +195,7 @@ def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> t
     from mp_api.client import MPRester  # heavy import: only when a download is needed
     from mp_api.client.core.exceptions import MPRestError
 
-    session = _retrying_session(api_key, settings["max_retries"], settings["retry_backoff"])
+    session = _RetryingSession(api_key, settings["max_retries"], settings["retry_backoff"])
     try:
         db_version = _heartbeat_db_version(session, endpoint)
         with MPRester(api_key=api_key, endpoint=endpoint, session=session, use_document_model=False,
@@ -194,31 +206,69 @@ def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> t
                 all_fields=False,
                 chunk_size=settings["chunk_size"],
             )
-    except (MPRestError, requests.RequestException, ValueError, KeyError) as exc:
+    except MaterialsProjectError as exc:
+        message = str(exc)
+    except (MPRestError, requests.RequestException) as exc:
         message = f"Materials Project query to {endpoint} failed after up to {settings['max_retries']} retries: {exc}"
-        raise MaterialsProjectError(message.replace(api_key, "<MP_API_KEY>")) from None
-    return [dict(doc) for doc in docs], db_version
+    except (ValueError, KeyError) as exc:  # a JSON reply without the fields the client expects
+        message = (f"Materials Project query to {endpoint} got a reply the client cannot read "
+                   f"({type(exc).__name__}: {exc}); not retried")
+    else:
+        return [dict(doc) for doc in docs], db_version
+    raise MaterialsProjectError(message.replace(api_key, "<MP_API_KEY>")) from None
 
 
-def _retrying_session(api_key: str, max_retries: int, backoff: float) -> requests.Session:
-    retry = Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET"}),
-        backoff_factor=backoff,
-        respect_retry_after_header=True,
-        # Hand the last error response to mp-api so its message names the status code.
-        raise_on_status=False,
-    )
-    session = requests.Session()
-    session.headers["x-api-key"] = api_key
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+class _RetryingSession(requests.Session):
+    """The HTTP session handed to mp-api: the key as a header; retries with exponential backoff.
+
+    Network errors and HTTP 429/5xx are retried by urllib3 in the adapter. A 200 reply whose body is
+    not JSON (a proxy's error page, a body cut off in transit) is as transient, but only visible
+    here, so it is retried with the same budget and backoff; if the last try is no better,
+    MaterialsProjectError names the URL and what came back.
+    """
+
+    def __init__(self, api_key: str, max_retries: int, backoff: float) -> None:
+        super().__init__()
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.headers["x-api-key"] = api_key
+        retry = Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=backoff,
+            respect_retry_after_header=True,
+            # Hand the last error response to mp-api so its message names the status code.
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        for attempt in range(self.max_retries + 1):
+            response = super().send(request, **kwargs)
+            if response.status_code != 200 or _is_json(response.content):
+                return response
+            if attempt < self.max_retries:
+                log.warning("Materials Project: reply from %s is not JSON; retrying (%d of %d)", response.url,
+                            attempt + 1, self.max_retries)
+                time.sleep(self.backoff * 2**attempt)
+        raise MaterialsProjectError(
+            f"Materials Project reply from {response.url} is not JSON after {self.max_retries + 1} tries "
+            f"(HTTP 200, {len(response.content)} bytes starting {response.content[:60]!r}); "
+            "check the endpoint and any proxy between, or retry later")
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
+    return True
 
 
 def _heartbeat_db_version(session: requests.Session, endpoint: str) -> str:
@@ -250,30 +300,31 @@ def _write_cache(path: Path, payload: dict[str, Any]) -> None:
 
 
 def documents_to_table(docs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse summary documents into dataset rows; bad documents become rejected rows with a reason."""
+    """Parse summary documents into dataset rows; bad documents become rejected rows with a reason.
+
+    A document without a structure, or with one pymatgen cannot read, is refused here; a repeated
+    id and the property values are checked by the rules every source shares
+    (:func:`icrdesign.artefacts.dataset.screen_rows`).
+    """
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, str]] = []
-    seen: set[str] = set()
     for doc in tqdm(docs, desc="Parsing Materials Project documents", unit="doc"):
         material_id = str(doc.get("material_id") or "")
         try:
-            if material_id in seen:
-                raise _Rejected("duplicate_material_id", "already in the table")
             rows.append(_document_row(material_id, doc))
-            seen.add(material_id)
         except _Rejected as bad:
             rejected.append({"material_id": material_id, "reason": bad.reason, "detail": bad.detail})
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    table, screened_out = screen_rows(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
     table = table.sort_values("material_id", key=lambda ids: ids.map(_natural_key), ignore_index=True)
     table = table.astype(TABLE_DTYPES)
-    return table, pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS))
+    return table, pd.concat([pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS)), screened_out], ignore_index=True)
 
 
 def _document_row(material_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The dataset row of one document, its property values as given (numbers or numeric text)."""
     missing = [name for name in ("material_id", "structure") if not doc.get(name)]
-    missing += [name for name in REQUIRED_NUMBERS if not _is_finite_number(doc.get(name))]
     if missing:
-        raise _Rejected("missing_property", ", ".join(missing))
+        raise _Rejected(MISSING_PROPERTY, ", ".join(missing))
     try:
         structure = Structure.from_dict(doc["structure"])
         if len(structure) == 0:
@@ -281,7 +332,7 @@ def _document_row(material_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         spacegroup = (doc.get("symmetry") or {}).get("symbol") or SpacegroupAnalyzer(structure).get_space_group_symbol()
     except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted input rejects only this row
         raise _Rejected("unparsable_structure", f"{type(exc).__name__}: {exc}"[:300]) from None
-    e_hull = doc.get("energy_above_hull")
+    e_hull = as_number(doc.get("energy_above_hull"))
     return {
         "material_id": material_id,
         "formula": structure.composition.reduced_formula,
@@ -289,16 +340,12 @@ def _document_row(material_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         "nsites": len(structure),
         "nelements": len(structure.composition.elements),
         "spacegroup": str(spacegroup),
-        "formation_energy_per_atom": float(doc["formation_energy_per_atom"]),
-        "band_gap": float(doc["band_gap"]),
-        "energy_above_hull": float(e_hull) if _is_finite_number(e_hull) else math.nan,
+        **{name: doc.get(name) for name in PROPERTY_COLUMNS},
+        # Optional: unknown (NaN) when absent or not a finite number.
+        "energy_above_hull": e_hull if e_hull is not None and math.isfinite(e_hull) else math.nan,
         "source": "materials_project",
         "label_source": "materials_project",
     }
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _natural_key(material_id: str) -> tuple[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +95,4 @@ def load_trained(model_dir: Path, device: str = "cpu") -> TrainedModel:
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise InputError(f"{path}: no trained model; run the train stage first")
-    try:
-        state = load_checkpoint(path, device)
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:  # truncated or not a checkpoint
-        raise InputError(f"{path}: unreadable ({error})") from None
-    return trained_from_checkpoint(state, device)
+    return trained_from_checkpoint(load_checkpoint(path, device), device)

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import logging
+import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from icrdesign.artefacts.model import CHECKPOINT_FILE
+from icrdesign.artefacts.model import CHECKPOINT_FILE, set_aside
+from icrdesign.errors import InputError
 from icrdesign.io import atomic_path
 from icrdesign.model.network import Architecture, LossTerms, PropertyVAE, vae_loss
 
@@ -166,9 +168,27 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (plain tensors and JSON-able values only)."""
-    return torch.load(path, map_location=device, weights_only=True)
+def load_checkpoint(path: Path, device: str | torch.device = "cpu",
+                    remedy: str = "re-run the train stage") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` (plain tensors and JSON-able values only).
+
+    A file that is empty, truncated or not such a checkpoint raises InputError naming it and
+    ``remedy``, what to do about it.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (OSError, EOFError, RuntimeError, KeyError, pickle.UnpicklingError) as error:  # how torch.load fails
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{path}: unreadable ({type(error).__name__}{': ' if first_line else ''}{first_line}); "
+                         f"{remedy}") from None
+
+
+def _resumable_state(path: Path, fingerprint: str, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` when it was written for these settings and data, else None."""
+    if not path.exists():
+        return None
+    previous = load_checkpoint(path, device, remedy="delete it to train from scratch")
+    return previous if previous.get("fingerprint") == fingerprint else None
 
 
 def fit(
@@ -182,7 +202,10 @@ def fit(
     """Train (or resume training of) a PropertyVAE; ``out_dir``'s checkpoint is rewritten every epoch.
 
     ``metadata`` (JSON-able: representation, scalers, config) is stored in every checkpoint.
-    A checkpoint of the same settings and data is resumed; one of other settings is replaced.
+    A checkpoint of the same settings and data is resumed. Otherwise a model already in ``out_dir``
+    (its checkpoint of other settings or data, or its model file) is moved to a dated folder beside
+    it (:func:`icrdesign.artefacts.model.set_aside`) before training starts afresh. An unreadable
+    checkpoint raises InputError naming it.
     """
     device = resolve_device(model_section["device"])
     if model_section["num_threads"]:
@@ -218,17 +241,18 @@ def fit(
         "best_model": copy.deepcopy(vae.state_dict()),
     }
     ckpt_path = out_dir / CHECKPOINT_FILE
-    if ckpt_path.exists():
-        previous = load_checkpoint(ckpt_path, device)
-        if previous.get("fingerprint") == fingerprint:
-            vae.load_state_dict(previous["model"])
-            optimizer.load_state_dict(previous["optimizer"])
-            scheduler.load_state_dict(previous["scheduler"])
-            state.update({k: v for k, v in previous.items() if k not in ("model", "optimizer", "scheduler")})
-            state["metadata"] = metadata
-            log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
-        else:
-            log.warning("ignoring %s: written for other settings or data; training from scratch", ckpt_path)
+    previous = _resumable_state(ckpt_path, fingerprint, device)
+    if previous is not None:
+        vae.load_state_dict(previous["model"])
+        optimizer.load_state_dict(previous["optimizer"])
+        scheduler.load_state_dict(previous["scheduler"])
+        state.update({k: v for k, v in previous.items() if k not in ("model", "optimizer", "scheduler")})
+        state["metadata"] = metadata
+        log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
+    elif (backup := set_aside(out_dir)) is not None:
+        # A model of other settings or data (or one without its checkpoint) is kept, not overwritten.
+        log.warning("%s holds a model this run cannot resume (other settings or data, or no checkpoint); "
+                    "moved it to %s and training from scratch", out_dir, backup)
     resumed_from = state["epoch"]
 
     x_train, y_train = data.part("train")
