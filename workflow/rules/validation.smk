@@ -76,9 +76,10 @@ rule dft_references:
 
 
 rule relax:
-    """MLIP relaxation + corrected formation energy of one candidate (atomate2 + jobflow)."""
+    """MLIP relaxation + corrected formation energy of one candidate (atomate2 + jobflow). A candidate the
+    input checks refuse becomes a failed record with its reason (--record-refusal); the run goes on."""
     input:
-        config=stage_config("relaxation"),
+        config=stage_config("relaxation", "representation"),
         candidates=rules.sample.output.candidates,
         cifs=rules.sample.output.cifs,
         # ancient: a references job that reruns (new elements, a failed one retried) only adds to the
@@ -106,7 +107,8 @@ rule relax:
         runtime=resources_for("relax")["runtime"],
     shell:
         "{params.icrdesign} relax {params.cif} --config {input.config} --case {wildcards.case} "
-        "--candidate-id {wildcards.candidate} --references {input.references} --out {params.out} > {log} 2>&1"
+        "--candidate-id {wildcards.candidate} --references {input.references} --out {params.out} "
+        "--record-refusal > {log} 2>&1"
 
 
 rule dft:
@@ -138,7 +140,7 @@ rule dft:
     shell:
         "{params.icrdesign} dft {input.structure} --config {input.config} --case {wildcards.case} "
         "--candidate-id {wildcards.candidate} --references {input.references} "
-        "--mlip-references {input.mlip_references} --out {params.out} > {log} 2>&1"
+        "--mlip-references {input.mlip_references} --out {params.out} --record-refusal > {log} 2>&1"
 
 
 rule validation_table:

@@ -4,6 +4,11 @@ Writes OUT/dft.json (the validation record) and the task documents beside it; pr
 summary as one JSON object on stdout. A failed calculation is recorded (status 'failed', reason) and
 the command still exits 0, so a workflow goes on. With --reference-elements instead of STRUCTURE:
 compute (or reuse) those elements' references in the --references cache, one JSON line each.
+
+STRUCTURE is refused (exit code 2, nothing recorded) when it cannot be read, has non-finite numbers, a
+degenerate cell, overlapping atoms or disordered sites, holds more sites than dft.max_sites (--force
+computes it anyway) or an element the engine has no PAW dataset (GPAW) or POTCAR (VASP) for; with
+--record-refusal the refusal is recorded as the failed result instead.
 """
 
 from __future__ import annotations
@@ -11,13 +16,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pymatgen.core import Structure
-
 from icrdesign.artefacts.validation import DFT, RECORD_FILES, write_record
 from icrdesign.cli.validation_common import (SUMMARY_KEYS, add_validation_arguments, candidate_id,
-                                             check_index_argument, print_references, print_summary,
-                                             results_only_on_stdout)
+                                             check_index_argument, checked_structure, print_references,
+                                             print_summary, record_refusal, results_only_on_stdout)
 from icrdesign.config import load_config
+from icrdesign.structure_checks import StructureRefused
 from icrdesign.validation.dft import dft_references, validate_dft
 
 
@@ -34,13 +38,19 @@ def run(args: argparse.Namespace) -> int:
     check_index_argument(args)
     config = load_config(args.config)
     dft = {**config["dft"], "engine": args.engine or config["dft"]["engine"]}
+    config = {**config, "dft": dft}
     relaxation = config["relaxation"]
     with results_only_on_stdout() as stdout:
         if args.reference_elements:
             return print_references(args.reference_elements, lambda elements: dft_references(
                 elements, dft, relaxation, args.references, args.mlip_references, args.out), args.index, stdout)
-        row, task_docs = validate_dft(Structure.from_file(str(args.structure)), dft, relaxation, args.out,
-                                      args.references, args.mlip_references, relax=args.relax)
+        try:
+            structure = checked_structure(args, DFT, config)
+        except StructureRefused as refusal:
+            row, task_docs = record_refusal(args, refusal, DFT, config), {}
+        else:
+            row, task_docs = validate_dft(structure, dft, relaxation, args.out, args.references, args.mlip_references,
+                                          relax=args.relax)
     row = {"case": args.case, "candidate_id": candidate_id(args), **row, "start_structure": str(args.structure)}
     write_record(args.out / RECORD_FILES[DFT], row, {f"dft_{role}_taskdoc": doc for role, doc in task_docs.items()})
     print_summary(row, SUMMARY_KEYS)

@@ -1,5 +1,13 @@
-"""What ``icrdesign relax`` and ``icrdesign dft`` share: their arguments, the one JSON object (or one
-JSON line per elemental reference) they print on stdout, and keeping everything else off stdout."""
+"""What ``icrdesign relax`` and ``icrdesign dft`` share: their arguments, reading and checking STRUCTURE,
+the one JSON object (or one JSON line per elemental reference) they print on stdout, and keeping
+everything else off stdout.
+
+STRUCTURE is refused before any calculation when it cannot be read, is implausible
+(:func:`icrdesign.structure_checks.read_structure`), holds more sites than the tier's configured
+limit (unless ``--force``) or an element the engine lacks (:mod:`icrdesign.validation.inputs`): by
+hand, the command ends with the reason and exit code 2 and records nothing; with
+``--record-refusal`` (the workflow's rules) the refusal is the candidate's failed record.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from pymatgen.core import Structure
+
+from icrdesign.artefacts.validation import WORK_FOLDERS
 from icrdesign.cli.common import add_config_argument
 from icrdesign.errors import InputError
+from icrdesign.structure_checks import StructureRefused, read_structure
+from icrdesign.validation.inputs import check_input, refused_record
 from icrdesign.validation.references import reference_records, write_index
 
 #: The keys of the summary a command prints for one structure.
@@ -38,6 +51,13 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (with --reference-elements: the folder to compute in)")
     parser.add_argument("--case", default="", help="design case (recorded in the record)")
     parser.add_argument("--candidate-id", default="", help="candidate id (default: the structure file's stem)")
+    parser.add_argument("--force", action="store_true",
+                        help="compute STRUCTURE even when it has more sites than the configured limit "
+                             "(relax: representation.max_sites, dft: dft.max_sites)")
+    parser.add_argument("--record-refusal", action="store_true",
+                        help="record a refused STRUCTURE (unreadable, implausible, too large, an element the engine "
+                             "lacks) as the candidate's failed result and exit 0, instead of exit code 2: the "
+                             "workflow's rules pass it, so that one bad candidate never stops a run")
 
 
 def check_index_argument(args: argparse.Namespace) -> None:
@@ -48,6 +68,29 @@ def check_index_argument(args: argparse.Namespace) -> None:
 
 def candidate_id(args: argparse.Namespace) -> str:
     return args.candidate_id or args.structure.stem
+
+
+def checked_structure(args: argparse.Namespace, tier: str, config: dict[str, Any]) -> Structure:
+    """STRUCTURE, read and checked for ``tier`` (``--force`` lifts the size limit only).
+
+    Raises:
+        StructureRefused: see the module's docstring.
+    """
+    structure = read_structure(args.structure)
+    check_input(structure, args.structure, tier, config, force=args.force)
+    return structure
+
+
+def record_refusal(args: argparse.Namespace, refusal: StructureRefused, tier: str,
+                   config: dict[str, Any]) -> dict[str, Any]:
+    """The failed record of a refused STRUCTURE under ``--record-refusal``; re-raises the refusal without it.
+
+    The tier's work folder exists afterwards, as after any run (the workflow declares it).
+    """
+    if not args.record_refusal:
+        raise refusal
+    (args.out / WORK_FOLDERS[tier]).mkdir(parents=True, exist_ok=True)
+    return refused_record(refusal, tier, config)
 
 
 @contextlib.contextmanager

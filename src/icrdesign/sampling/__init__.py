@@ -20,7 +20,8 @@ from icrdesign.sampling.strategies import (
     random_training,
     window_loss,
 )
-from icrdesign.sampling.validity import ValidityCriteria, composition_problem, shortest_distance, structural_problem
+from icrdesign.sampling.validity import ValidityCriteria, composition_problem, structural_problem
+from icrdesign.structure_checks import shortest_distance
 
 __all__ = [
     "STRATEGIES", "CaseResult", "CompositionIndex", "LatentProposals", "SeedPool", "StrategyOutcome",

@@ -6,16 +6,17 @@ from dataclasses import dataclass
 import warnings
 from functools import lru_cache
 
-import numpy as np
 from pymatgen.core import Composition, Structure
 from smact.screening import smact_validity
+
+from icrdesign.structure_checks import OVERLAP_DISTANCE, cell_problem, closest_pair
 
 
 @dataclass(frozen=True)
 class ValidityCriteria:
     """Thresholds from the ``sampling`` config section."""
 
-    min_distance: float = 0.5
+    min_distance: float = OVERLAP_DISTANCE
     min_volume_per_atom: float = 5.0
     max_volume_per_atom: float = 80.0
 
@@ -27,32 +28,20 @@ class ValidityCriteria:
 def structural_problem(structure: Structure, criteria: ValidityCriteria) -> tuple[str, str] | None:
     """Return ``(reason, detail)`` if the structure is physically implausible, else None.
 
-    The shortest distance includes periodic images, so a site too close to its own image (a tiny cell)
-    is caught as well.
+    The distance test is :func:`icrdesign.structure_checks.closest_pair`, the one the validation
+    commands refuse overlapping atoms with; it includes periodic images, so a site too close to its
+    own image (a tiny cell) is caught as well.
     """
+    if (problem := cell_problem(structure)) is not None:
+        return problem
     volume_per_atom = structure.volume / len(structure)
-    if not np.isfinite(volume_per_atom) or not (
-        criteria.min_volume_per_atom <= volume_per_atom <= criteria.max_volume_per_atom
-    ):
+    if not criteria.min_volume_per_atom <= volume_per_atom <= criteria.max_volume_per_atom:
         return "volume_per_atom", (
             f"{volume_per_atom:.3g} A^3/atom outside [{criteria.min_volume_per_atom}, {criteria.max_volume_per_atom}]"
         )
-    shortest = shortest_distance(structure)
-    if shortest < criteria.min_distance:
-        return "min_distance", f"shortest interatomic distance {shortest:.3g} A < {criteria.min_distance} A"
+    if (pair := closest_pair(structure, criteria.min_distance)) is not None:
+        return "min_distance", f"{pair} (closer than {criteria.min_distance} Å)"
     return None
-
-
-def shortest_distance(structure: Structure) -> float:
-    """Shortest distance between two sites, periodic images (and a site's own images) included."""
-    if len(structure) > 1:
-        matrix = structure.distance_matrix
-        shortest = float(matrix[np.triu_indices(len(structure), k=1)].min())
-    else:
-        shortest = np.inf
-    # A site's distance to its own periodic images is the shortest lattice vector (LLL-reduced basis).
-    own_image = float(np.linalg.norm(structure.lattice.get_lll_reduced_lattice().matrix, axis=1).min())
-    return min(shortest, own_image)
 
 
 def composition_problem(composition: Composition) -> tuple[str, str] | None:

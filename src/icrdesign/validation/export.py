@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from jobflow import Flow
-from pymatgen.core import Structure
 
 from icrdesign.artefacts.candidates import CANDIDATES_FILE, CIF_PATH_COLUMN, read_candidates
 from icrdesign.artefacts.validation import DFT, MLIP
+from icrdesign.errors import InputError
 from icrdesign.io import write_json
+from icrdesign.structure_checks import read_structure
 from icrdesign.validation.dft import dft_flow
 from icrdesign.validation.mlip import force_field_maker
 from icrdesign.validation.selection import select_for_tier
@@ -22,14 +23,21 @@ from icrdesign.validation.selection import select_for_tier
 def export_flows(design_dir: Path, config: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """Write OUT_DIR/<case>/<candidate_id>.mlip.json (force-field relaxation) for every candidate the MLIP
     tier takes and .dft.json (``dft.engine``, from the candidate's own cell) for every one the DFT tier
-    takes, over every case folder under DESIGN_DIR; returns the written paths."""
+    takes, over every case folder under DESIGN_DIR; returns the written paths.
+
+    Raises:
+        InputError: DESIGN_DIR is not a folder, or a candidate's CIF is missing, unreadable or refused by
+            :func:`~icrdesign.structure_checks.read_structure` (the message names the file and the cause).
+    """
+    if not design_dir.is_dir():
+        raise InputError(f"{design_dir}: no such folder (the sampling results, one folder per case)")
     written = []
     for case_dir in sorted(path for path in design_dir.iterdir() if (path / CANDIDATES_FILE).exists()):
         candidates = read_candidates(case_dir / CANDIDATES_FILE)
         cif_of = dict(zip(candidates["id"], candidates[CIF_PATH_COLUMN]))
         dft_ids = set(select_for_tier(candidates, config, DFT))
         for candidate_id in select_for_tier(candidates, config, MLIP):
-            structure = Structure.from_file(cif_of[candidate_id])
+            structure = read_structure(cif_of[candidate_id])
             flows = {MLIP: Flow([force_field_maker(config["relaxation"]).make(structure)], name=candidate_id)}
             if candidate_id in dft_ids:
                 flows[DFT] = dft_flow(structure, config["dft"], bool(config["dft"]["relax"]))
