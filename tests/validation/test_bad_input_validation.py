@@ -5,6 +5,7 @@ rules) the refusal is the candidate's failed record instead. No refusal here run
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,15 +257,13 @@ def test_an_element_outside_sevennet_is_refused_from_the_models_own_species(tmp_
     assert refusal(capsys) == f"icrdesign relax: {cif}: Ra not in SevenNet's elements (its 89: H to Pu)"
 
 
-def test_a_potential_without_its_package_is_a_config_error(tmp_path, capsys):
-    import importlib.util
-
-    if importlib.util.find_spec("sevenn") is not None:
-        pytest.skip("sevenn is installed")
+def test_a_potential_without_its_package_is_a_config_error(tmp_path, capsys, monkeypatch):
+    # As on a machine without sevenn: a None entry in sys.modules makes its import fail.
+    for module in ("sevenn", "sevenn.sevennet_calculator", "sevenn.calculator"):
+        monkeypatch.setitem(sys.modules, module, None)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"relaxation": {"force_field": "SevenNet"}}))
     cif = write_cif(tmp_path / "nacl.cif", ["Na1 Na 0 0 0 1", "Cl1 Cl 0.5 0.5 0.5 1"])
     assert run("relax", cif, tmp_path / "out", "--config", str(config), "--record-refusal") == 2
-    assert refusal(capsys) == ("icrdesign relax: relaxation.force_field: SevenNet needs its package "
-                               "(No module named 'sevenn')")
+    assert refusal(capsys).startswith("icrdesign relax: relaxation.force_field: SevenNet needs its package (")
     assert not (tmp_path / "out").exists()  # not a candidate's fault: nothing is recorded
