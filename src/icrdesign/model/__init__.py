@@ -12,8 +12,7 @@ Names are imported on first use, so the network and training loop (``icrdesign.m
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from icrdesign.lazy import lazy_exports
 
 _EXPORTS = {
     "Architecture": "network",
@@ -28,10 +27,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'icrdesign.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"icrdesign.model.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = list(_EXPORTS)

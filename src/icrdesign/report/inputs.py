@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from icrdesign.errors import InputError
 from icrdesign.io import read_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TIERS = ("surrogate", "mlip", "dft", "external")
 EVALUATION_COLUMNS = ["case", "id", "strategy", "tier", "formation_energy_per_atom", "band_gap", "status"]
@@ -221,22 +222,20 @@ def _external_row_problem(row: pd.Series, cases: Mapping[str, Any], folder: Path
 def load_inputs(paths: ReportPaths, cases: dict[str, Any], external: Path | None = None) -> ReportInputs:
     """Everything the report reads; an absent input is listed in ``absent``, never fatal."""
     inputs = ReportInputs(cases=cases)
-    if paths.latent.exists():
-        inputs.latent = read_latent(paths.latent)
-    else:
-        inputs.absent.append(paths.label(paths.latent))
-    if paths.model_metrics.exists():
+
+    def read_if_present(path: Path, reader: Callable[[Path], T]) -> T | None:
+        if path.exists():
+            return reader(path)
+        inputs.absent.append(paths.label(path))
+        return None
+
+    inputs.latent = read_if_present(paths.latent, read_latent)
+    if paths.model_metrics.exists():  # optional: its absence is not reported
         inputs.model_metrics = read_json(paths.model_metrics)
     inputs.candidates, inputs.design_metrics, absent = load_design(paths.design, list(cases))
     inputs.absent += [paths.label(path) for path in absent]
-    if paths.validation.exists():
-        inputs.validation = read_validation_table(paths.validation)
-    else:
-        inputs.absent.append(paths.label(paths.validation))
-    if paths.dataset.exists():
-        inputs.dataset = read_dataset(paths.dataset)
-    else:
-        inputs.absent.append(paths.label(paths.dataset))
+    inputs.validation = read_if_present(paths.validation, read_validation_table)
+    inputs.dataset = read_if_present(paths.dataset, read_dataset)
     if external is not None:
         inputs.external, inputs.rejected = load_external(external, cases)
     for item in inputs.absent:

@@ -12,8 +12,7 @@ loads without pymatgen, e.g. for benchmarks on a bare GPU machine.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from icrdesign.lazy import lazy_exports
 
 _EXPORTS = {
     "DESCRIPTOR_NAMES": "elements",
@@ -34,10 +33,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'icrdesign.representation' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"icrdesign.representation.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = list(_EXPORTS)
