@@ -258,9 +258,11 @@ def test_an_element_outside_sevennet_is_refused_from_the_models_own_species(tmp_
 
 
 def test_a_potential_without_its_package_is_a_config_error(tmp_path, capsys, monkeypatch):
-    # As on a machine without sevenn: a None entry in sys.modules makes its import fail.
+    # As on a machine without sevenn: a None entry in sys.modules makes its import fail, and the element
+    # list an earlier test read from the installed package must not be reused.
     for module in ("sevenn", "sevenn.sevennet_calculator", "sevenn.calculator"):
         monkeypatch.setitem(sys.modules, module, None)
+    force_field_elements.cache_clear()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"relaxation": {"force_field": "SevenNet"}}))
     cif = write_cif(tmp_path / "nacl.cif", ["Na1 Na 0 0 0 1", "Cl1 Cl 0.5 0.5 0.5 1"])
