@@ -23,7 +23,7 @@ from icrdesign.artefacts.dataset import (
     REJECTED_FILE,
     TABLE_COLUMNS,
     check_table,
-    read_dataset,
+    read_dataset as load_dataset,
     structures_from_table,
     write_dataset,
     write_rejected,
@@ -79,8 +79,3 @@ def build_dataset(config: dict[str, Any], out_dir: str | Path) -> DatasetResult:
         write_dataset(out_dir / DATASET_FILE, table)
     log.info("dataset: %d structures, %d rejected -> %s", len(table), len(rejected), out_dir)
     return DatasetResult(table, rejected, provenance)
-
-
-def load_dataset(path: str | Path) -> pd.DataFrame:
-    """Read a dataset table written by ``build_dataset``."""
-    return read_dataset(path)
