@@ -67,7 +67,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cli-structure", default="Si8", choices=list(structures()),
                         help="cell also run as the `icrdesign dft` command and as a Snakemake job")
-    args = parser.parse_args(argv)
+    parser.add_argument("--experiment", action="store_true",
+                        help="instead: DFT formation energies against experiment (benchmarks/experiment.py; "
+                             "arguments this script does not know go to it)")
+    args, rest = parser.parse_known_args(argv)
+    if args.experiment:
+        import experiment  # benchmarks/experiment.py, beside this script
+
+        experiment.main(rest)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     work = Path(tempfile.mkdtemp(prefix="icrdesign-bench-"))
     config = load_config(None)
     dft, relaxation = config["dft"], config["relaxation"]

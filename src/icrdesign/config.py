@@ -136,6 +136,7 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
     * with ``data.source: materials_project``, the data against the representation that encodes it:
       ``min_elements`` > ``representation.max_elements``, or an ``include_elements`` entry missing
       from ``representation.elements``, would leave every downloaded crystal unencodable.
+    * with ``data.source: file``, no ``data.file.path``: there is nothing to read.
     """
     from icrdesign.cases import Window  # the design-case window; imported here, as cases imports errors only
 
@@ -170,6 +171,7 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
                     f"the allowed window [{window.low}, {window.high}] is empty"
                 )
     problems += _materials_project_problems(config)
+    problems += _file_source_problems(config)
     return problems
 
 
@@ -218,6 +220,15 @@ def _materials_project_problems(config: dict[str, Any]) -> list[str]:
             f"{prefix}.include_elements", mp["include_elements"], "representation.elements", vocabulary,
             f"every downloaded crystal holds {unencodable}, which the representation cannot encode"))
     return problems
+
+
+
+def _file_source_problems(config: dict[str, Any]) -> list[str]:
+    """The file source's data file (see :func:`_semantic_problems`)."""
+    if config["data"]["source"] == "file" and not config["data"]["file"]["path"]:
+        return ["config key 'data.file.path': required with data.source 'file' (a .csv / .parquet / .json table, "
+                "an .extxyz file or a folder of CIF / POSCAR files)"]
+    return []
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""Provenance records: package versions, git commit, config hash, data source, seed. No secrets."""
+"""Provenance records: package versions, git commit, config hash, data source (and the sha256 of a user's
+data files), seed. No secrets."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,31 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+#: Bytes read at a time when hashing a file (data files can be larger than memory allows at once).
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_sha256(paths: Iterable[str | Path]) -> str:
+    """One sha256 (hex) over several files, sorted by name: each file's name and its content's sha256.
+
+    The record of a folder of input files: it changes when a file is added, removed, renamed or edited,
+    and not with the files' order on disk or their folder's location.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(map(Path, paths), key=lambda item: item.name):
+        digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def git_commit() -> str | None:

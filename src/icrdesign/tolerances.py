@@ -27,3 +27,8 @@ RECONSTRUCTION_MATCHER: Final[dict[str, float]] = {"stol": 0.5, "ltol": 0.3, "an
 #: ``StructureMatcher`` tolerances for the ICR's exact round trip: decode(encode(s)) must give s back
 #: to floating-point noise, so these are two orders tighter than the novelty tolerances.
 ROUNDTRIP_MATCHER: Final[dict[str, float]] = {"ltol": 0.01, "stol": 0.01, "angle_tol": 0.1}
+
+#: ``StructureMatcher`` tolerances for the RMSD between a generated and its relaxed structure:
+#: MatterGen's evaluation (Zeni et al., Nature 2025), loose enough to pair a distorted cell with its
+#: relaxed self.
+RMSD_MATCHER: Final[dict[str, float]] = {"ltol": 0.5, "stol": 0.5, "angle_tol": 10.0}

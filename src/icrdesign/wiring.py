@@ -32,3 +32,20 @@ def stage_config_text(config: Mapping[str, Any], name: str) -> str:
         raise KeyError(f"stage config {name!r}: no config section {unknown}")
     payload = {"seed": config["seed"], **{section: config[section] for section in sections}}
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
+def dataset_sections(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The config sections of the dataset rule: ``data``, and with ``data.source: file`` also
+    ``representation``, whose site and element limits screen the user's crystals (the other sources
+    have their own limits, so a representation setting does not rebuild their dataset)."""
+    return ("data", "representation") if config["data"]["source"] == "file" else ("data",)
+
+
+def dataset_input_files(config: Mapping[str, Any]) -> list[str]:
+    """The user's files the dataset rule reads (``data.source: file``; none for the other sources), so
+    that Snakemake reruns it when one changes."""
+    if config["data"]["source"] != "file":
+        return []
+    from icrdesign.data.file_source import input_files  # pandas and pymatgen: only for this source
+
+    return [str(path) for path in input_files(config["data"]["file"])]

@@ -25,7 +25,9 @@ REQUIRED_ARGS: dict[str, list[str]] = {
     "validation-table": ["--out", "o"],
     "retry-failed": ["--results", "r"],
     "export-flows": ["--out", "o"],
+    "hull": ["--cache", "c", "--out", "o"],
     "report": ["--out", "o"],
+    "fingerprints": ["--structures", "t.csv", "--out", "o.npz"],
 }
 #: The commands that read a config (``--config``).
 CONFIG_COMMANDS = [command for command in REQUIRED_ARGS if command not in {"validation-table", "retry-failed"}]

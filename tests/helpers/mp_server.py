@@ -2,8 +2,10 @@
 
 It implements what ``mp_api.client.MPRester`` calls for a summary search: ``GET /heartbeat`` and
 ``GET /materials/summary/`` with ``_fields``, ``_limit``, ``_skip``, the summary filters the
-pipeline sends and ``meta.total_doc``. Documents are built from pymatgen structures in the
-Materials Project summary schema. The server records every request and can be told to fail the
+pipeline sends and ``meta.total_doc``; and for a thermo search, ``GET /materials/thermo/`` with the
+same paging and the ``chemsys`` (a comma-separated list of exact systems), ``thermo_types`` and
+``is_stable`` filters. Documents are built from pymatgen structures in the Materials Project
+summary and thermo schemas. The server records every request and can be told to fail the
 next requests (an HTTP status or a dropped connection) to exercise the client's retries.
 """
 
@@ -20,9 +22,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pymatgen.core import Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 SUMMARY_PATH = "/materials/summary/"
+THERMO_PATH = "/materials/thermo/"
 HEARTBEAT_PATH = "/heartbeat"
 DB_VERSION = "2025.09.25"
 EMMET_VERSION = "0.87.3"
@@ -75,6 +79,65 @@ def summary_doc(
         doc.update(structure=structure, formula_pretty="Xx", nsites=1, nelements=1, elements=["Fe"],
                    chemsys="Fe", symmetry=None)
     return doc
+
+
+def thermo_doc(
+    material_id: str,
+    structure: Structure,
+    formation_energy_per_atom: float,
+    energy_above_hull: float,
+    thermo_type: str = "GGA_GGA+U",
+) -> dict[str, Any]:
+    """A thermo document as the Materials Project serves it (the fields the stability hull reads)."""
+    elements = sorted(el.symbol for el in structure.composition.elements)
+    return {
+        "material_id": material_id,
+        "thermo_id": f"{material_id}_{thermo_type}",
+        "thermo_type": thermo_type,
+        "formula_pretty": structure.composition.reduced_formula,
+        "composition": structure.composition.as_dict(),
+        "chemsys": "-".join(elements),
+        "elements": elements,
+        "nelements": len(elements),
+        "nsites": len(structure),
+        "formation_energy_per_atom": formation_energy_per_atom,
+        "energy_above_hull": energy_above_hull,
+        "is_stable": energy_above_hull == 0.0,
+        # The thermo route serves structures only inside its entries, one per run type.
+        "entries": {"GGA": ComputedStructureEntry(
+            structure, formation_energy_per_atom * len(structure), entry_id=f"{material_id}-GGA",
+            parameters={"run_type": "GGA"}).as_dict()},
+    }
+
+
+@functools.cache
+def _reference_thermo_documents() -> tuple[dict[str, Any], ...]:
+    rocksalt = _fcc(5.64, ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    perovskite = Structure(
+        Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    sro = _fcc(5.16, ["Sr", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    fluorite_na2o = _fcc(5.55, ["O", "Na", "Na"], [[0, 0, 0], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]])
+    sodium = Structure(Lattice.cubic(4.23), ["Na", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return (
+        thermo_doc("mp-22862", rocksalt, -2.10, 0.0),
+        thermo_doc("mp-573697", cscl, -2.19, 0.0),
+        thermo_doc("mp-5229", perovskite, -3.56, 0.0),
+        thermo_doc("mp-2472", sro, -3.07, 0.0),
+        thermo_doc("mp-2352", fluorite_na2o, -1.41, 0.0),
+        thermo_doc("mp-127", sodium, 0.0, 0.0),
+        thermo_doc("mp-1185", cscl.copy().replace_species({"Cs": "Na"}), -1.95, 0.15),  # above the hull
+        thermo_doc("mp-22862", rocksalt.copy(), -2.30, 0.0, thermo_type="R2SCAN"),  # another scale
+    )
+
+
+def reference_thermo_documents() -> list[dict[str, Any]]:
+    """A fresh copy of the reference thermo documents: stable GGA_GGA+U phases of Cl-Na, Cl-Cs,
+    O-Sr-Ti, O-Sr and Na-O and elemental Na; an unstable NaCl polymorph; NaCl on the r2SCAN scale.
+    Cs-Na and Na-Sr have no compound."""
+    return copy.deepcopy(list(_reference_thermo_documents()))
 
 
 def _fcc(a: float, species: list[str], coords: list[list[float]]) -> Structure:
@@ -145,8 +208,9 @@ class MPTestServer:
     """The fake API on 127.0.0.1 with an ephemeral port; use as a context manager."""
 
     documents: list[dict[str, Any]] = field(default_factory=reference_documents)
+    thermo_documents: list[dict[str, Any]] = field(default_factory=reference_thermo_documents)
     db_version: str = DB_VERSION
-    # When set, summary requests must carry this key in ``x-api-key`` (403 otherwise, as the real API).
+    # When set, summary and thermo requests must carry this key in ``x-api-key`` (403 otherwise, as the real API).
     api_key: str | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     # Failures to inject, consumed in order by requests whose path starts with the given prefix:
@@ -176,6 +240,9 @@ class MPTestServer:
     def summary_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == SUMMARY_PATH]
 
+    def thermo_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == THERMO_PATH]
+
     def _take_failure(self, path: str) -> int | None:
         with self._lock:
             for i, (prefix, status) in enumerate(self.failures):
@@ -184,9 +251,11 @@ class MPTestServer:
                     return status
         return None
 
-    def search(self, params: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
-        """Apply the summary filters, then ``_skip``/``_limit`` and the ``_fields`` projection."""
-        docs = [doc for doc in self.documents if _matches(doc, params)]
+    def search(self, params: dict[str, str], documents: list[dict[str, Any]] | None = None,
+               ) -> tuple[list[dict[str, Any]], int]:
+        """Apply the filters, then ``_skip``/``_limit`` and the ``_fields`` projection, to
+        ``documents`` (default: the summary documents)."""
+        docs = [doc for doc in (self.documents if documents is None else documents) if _matches(doc, params)]
         skip = int(params.get("_skip", 0))
         limit = int(params.get("_limit", 1000))
         page = docs[skip : skip + limit]
@@ -217,6 +286,12 @@ def _matches(doc: dict[str, Any], params: dict[str, str]) -> bool:
     if "exclude_elements" in params and set(params["exclude_elements"].split(",")) & elements:
         return False
     if "deprecated" in params and doc["deprecated"] != _is_true(params["deprecated"]):
+        return False
+    if "chemsys" in params and doc.get("chemsys") not in params["chemsys"].split(","):
+        return False
+    if "thermo_types" in params and doc.get("thermo_type") not in params["thermo_types"].split(","):
+        return False
+    if "is_stable" in params and doc.get("is_stable") != _is_true(params["is_stable"]):
         return False
     return True
 
@@ -250,10 +325,12 @@ def _handler_for(server: MPTestServer) -> type[BaseHTTPRequestHandler]:
             if parts.path == HEARTBEAT_PATH:
                 self._reply(200, {"status": "OK", "version": EMMET_VERSION, "db_version": server.db_version,
                                   "access_controlled_batch_ids": []})
-            elif parts.path == SUMMARY_PATH and server.api_key and self.headers.get("x-api-key") != server.api_key:
+            elif (parts.path in (SUMMARY_PATH, THERMO_PATH) and server.api_key
+                  and self.headers.get("x-api-key") != server.api_key):
                 self._reply(403, {"detail": "Invalid API key"})
-            elif parts.path == SUMMARY_PATH:
-                page, total = server.search(params)
+            elif parts.path in (SUMMARY_PATH, THERMO_PATH):
+                documents = server.documents if parts.path == SUMMARY_PATH else server.thermo_documents
+                page, total = server.search(params, documents)
                 self._reply(200, {"data": page, "meta": {"total_doc": total, "max_limit": 1000}})
             else:
                 self._reply(404, {"detail": "Not Found"})

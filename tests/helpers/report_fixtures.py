@@ -197,6 +197,22 @@ def write_config(path: Path, cases: list[str] | None = None, **report: object) -
     return path
 
 
+def write_fingerprints(results: Path) -> None:
+    """What the workflow's fingerprint jobs leave, through the real command: the training split's plan
+    and its one shard, and each design case's candidates."""
+    from icrdesign.artefacts.fingerprints import shard_file
+    from icrdesign.cli import main
+
+    folder = results / "fingerprints"
+    dataset = str(results / "data" / "dataset.parquet")
+    assert main(["fingerprints", "--dataset", dataset, "--plan", str(folder / "train" / "plan.json")]) == 0
+    assert main(["fingerprints", "--dataset", dataset, "--shard", "0", "--jobs", "1",
+                 "--out", str(shard_file(folder / "train", 0))]) == 0
+    for case in CANDIDATES:
+        assert main(["fingerprints", "--structures", str(results / "design" / case / CANDIDATES_FILE), "--jobs", "1",
+                     "--out", str(folder / "candidates" / f"{case}.npz")]) == 0
+
+
 def make_results(root: Path) -> Path:
     """A complete hand-made results/ folder under ``root``; returns its path."""
     results = root / "results"
@@ -204,4 +220,5 @@ def make_results(root: Path) -> Path:
     write_design(results)
     write_validation(results)
     write_model(results)
+    write_fingerprints(results)
     return results

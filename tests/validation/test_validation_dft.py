@@ -55,3 +55,58 @@ def test_nacl_gap_and_formation_energy_via_cli(tmp_path):
     cl = json.loads((tmp_path / "refs" / "Cl.json").read_text())
     assert cl["kind"] == "molecule" and cl["settings"]["ecut"] == 300
     assert (tmp_path / "out" / "dft_static_taskdoc.json").exists()
+
+
+def run_static(structure: Structure, directory) -> dict:
+    """The candidates' GPAW static (band gap as MP computes it) through the pipeline's flow; its entry."""
+    from icrdesign.validation.dft import dft_flow, task_documents
+    from icrdesign.validation.flows import run_flow
+
+    flow = dft_flow(structure, {**DFT, "runtime": 30}, relax=False)  # minutes: room for a loaded machine
+    static = task_documents(flow, run_flow(flow, directory, None))["static"]
+    return static.entry
+
+
+def gaas() -> Structure:
+    return Structure.from_spacegroup("F-43m", Lattice.cubic(5.653), ["Ga", "As"],
+                                     [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure()
+
+
+def skewed_silicon() -> Structure:
+    """Si's primitive lattice in another basis, turned in space: a triclinic-looking cell whose line path
+    must be found through the lattice mapping."""
+    import numpy as np
+
+    primitive = silicon()
+    rotation = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    basis = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 1]]) @ primitive.lattice.matrix @ rotation.T
+    return Structure(Lattice(basis), primitive.species, primitive.cart_coords @ rotation.T, coords_are_cartesian=True)
+
+
+# Known PBE gaps (no spin-orbit coupling) at these lattice constants: Si 0.61 eV (indirect, CBM at 85%
+# of Gamma-X, MP mp-149), GaAs 0.5 eV (direct at Gamma, Ga 3d in the valence). The tolerance of 0.15 eV
+# covers the 300 eV cutoff and the PAW data sets (GPAW's vs VASP's), not a missed band edge.
+@pytest.mark.parametrize(("name", "structure", "pbe_gap"),
+                         [("Si", silicon, 0.61), ("Si-skewed", skewed_silicon, 0.61), ("GaAs", gaas, 0.50)])
+def test_band_gap_as_mp_computes_it(tmp_path, name, structure, pbe_gap):
+    entry = run_static(structure(), tmp_path / name)
+    gaps = entry.data["band_gaps"]
+    assert set(gaps) == {"scf", "uniform", "line"}
+    assert entry.data["band_gap_kset"] in gaps and entry.data["band_gap"] == min(gaps.values())
+    assert abs(entry.data["band_gap"] - pbe_gap) <= 0.15, gaps
+    # A denser sampling can only find band edges the static's grid missed.
+    assert gaps["uniform"] <= gaps["scf"] + 1e-3 and gaps["line"] <= gaps["scf"] + 0.02
+
+
+def test_mp_scale_against_experiment_oxide_and_fluoride(tmp_path):
+    """The experiment check's code path for a +U oxide and a fluoride (400 eV as in the pipeline)."""
+    from icrdesign.validation.experiment import compare, select
+
+    dft = {**DFT, "gpaw": {**FAST_GPAW, "ecut": 400}}
+    rows = {row["formula"]: row for row in compare(select(["NiO", "ScF3"]), dft, RELAXATION, tmp_path)}
+    assert all(row["status"] == "ok" for row in rows.values()), rows
+    assert rows["NiO"]["corrections"].startswith("MP2020: oxide -0.687 eV/O, GGA/GGA+U mixing -2.541 eV/Ni; U(Ni)=6.2")
+    assert rows["ScF3"]["corrections"].startswith("MP2020: F -0.462 eV/F")
+    assert abs(rows["NiO"]["error"]) <= 0.15, rows["NiO"]
+    nickel = json.loads((tmp_path / "references" / "Ni.json").read_text())
+    assert nickel["settings"]["hubbard_u"] is not None and nickel["settings"]["initial_magmoms"]["Ni"] == 5.0

@@ -1,7 +1,13 @@
+from icrdesign.wiring import dataset_input_files, dataset_sections
+
+
 rule dataset:
-    """Build the dataset table (demo or Materials Project) and its provenance."""
+    """Build the dataset table (demo, Materials Project or the user's file) and its provenance."""
     input:
-        config=stage_config("data"),
+        config=stage_config(*dataset_sections(config)),
+        # data.source file: the user's files (the data file or each file of its folder, the properties
+        # and split files), so that editing one reruns the dataset.
+        data=dataset_input_files(config),
     output:
         table=f"{RESULTS}/data/dataset.parquet",
         rejected=f"{RESULTS}/data/rejected.csv",
@@ -21,4 +27,4 @@ rule dataset:
         runtime=resources_for("dataset")["runtime"],
     shell:
         "{params.icrdesign} dataset --config {input.config} --out {params.out} "
-        "--provenance {output.provenance} > {log} 2>&1"
+        "--provenance {output.provenance} --jobs {threads} > {log} 2>&1"

@@ -1,10 +1,104 @@
 # Report: the paper's figures S1-S5, success rates with confidence intervals and structural
 # dissimilarity (icrdesign.report). Every figure and the summary table go into
 # `snakemake --report results/report.html` with the captions in workflow/report/.
+#
+# Fingerprints are computed in jobs of their own, off the report's path: the training split's in
+# shards of `report.fingerprint_shard_size` crystals that depend only on the dataset and the split
+# (so they run beside training; a checkpoint, because the number of shards follows from the
+# dataset), each case's candidates' beside validation. Every training fingerprint is cached per
+# crystal in results/fingerprints/cache (created by the checkpoint and extended, never deleted, by
+# the shards), so a rerun or a grown dataset computes only crystals not seen before.
+
+from icrdesign.artefacts.fingerprints import shard_file, shard_files
+
+FINGERPRINTS = f"{RESULTS}/fingerprints"
+# The candidates' fingerprints, one file per design case: what the report reads.
+CANDIDATE_FINGERPRINTS = expand(f"{FINGERPRINTS}/candidates/{{case}}.npz", case=config["sampling"]["cases"])
+
+
+checkpoint fingerprint_plan:
+    """How many shards the training split's fingerprints are cut into; creates the shards' cache."""
+    input:
+        dataset=f"{RESULTS}/data/dataset.parquet",
+        config=stage_config("split"),
+    output:
+        plan=f"{FINGERPRINTS}/train/plan.json",
+        cache=update(directory(f"{FINGERPRINTS}/cache")),
+    params:
+        icrdesign=ICRDESIGN,
+        shard_size=config["report"]["fingerprint_shard_size"],
+    log:
+        f"{RESULTS}/logs/fingerprint_plan.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fingerprint_plan.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.icrdesign} fingerprints --dataset {input.dataset} --config {input.config} "
+        "--shard-size {params.shard_size} --plan {output.plan} --cache {output.cache} > {log} 2>&1"
+
+
+rule fingerprint_shard:
+    """Fingerprints of one shard of the training split, reusing and extending the per-crystal cache."""
+    wildcard_constraints:
+        shard="[0-9]+",
+    input:
+        dataset=f"{RESULTS}/data/dataset.parquet",
+        config=stage_config("split"),
+        # The shards add to the cache while others read it: its timestamp must not rerun them.
+        cache=ancient(f"{FINGERPRINTS}/cache"),
+    output:
+        fingerprints=shard_file(f"{FINGERPRINTS}/train", "{shard}"),
+    params:
+        icrdesign=ICRDESIGN,
+        shard_size=config["report"]["fingerprint_shard_size"],
+    log:
+        f"{RESULTS}/logs/fingerprint_shard_{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fingerprint_shard_{{shard}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: resources_for("fingerprints")["threads"]
+    resources:
+        mem_mb=resources_for("fingerprints")["mem_mb"],
+        runtime=resources_for("fingerprints")["runtime"],
+    shell:
+        "{params.icrdesign} fingerprints --dataset {input.dataset} --config {input.config} "
+        "--shard-size {params.shard_size} --shard {wildcards.shard} --cache {input.cache} "
+        "--out {output.fingerprints} --jobs {threads} > {log} 2>&1"
+
+
+rule fingerprint_candidates:
+    """Fingerprints of one design case's candidates (every row of its table with a structure file)."""
+    wildcard_constraints:
+        case="|".join(re.escape(name) for name in config["sampling"]["cases"]),
+    input:
+        table=f"{RESULTS}/design/{{case}}/candidates.csv",
+        cifs=f"{RESULTS}/design/{{case}}/cifs",
+    output:
+        fingerprints=f"{FINGERPRINTS}/candidates/{{case}}.npz",
+    params:
+        icrdesign=ICRDESIGN,
+        # candidates.csv's columns (icrdesign.artefacts.candidates): the id and the CIF path.
+        id_column="id",
+        cif_column="cif",
+    log:
+        f"{RESULTS}/logs/fingerprint_candidates_{{case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fingerprint_candidates_{{case}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: resources_for("fingerprints")["threads"]
+    resources:
+        mem_mb=resources_for("fingerprints")["mem_mb"],
+        runtime=resources_for("fingerprints")["runtime"],
+    shell:
+        "{params.icrdesign} fingerprints --structures {input.table} --id-column {params.id_column} "
+        "--cif-column {params.cif_column} --out {output.fingerprints} --jobs {threads} > {log} 2>&1"
 
 
 rule report:
-    """Figures, summary.json/.md/.html, rates, dissimilarity to the training set."""
+    """Figures, summary.json/.md/.html, rates, dissimilarity to the training set (fingerprints read, not computed)."""
     input:
         config=stage_config("sampling", "report"),
         latent=f"{RESULTS}/model/latent.npz",
@@ -15,6 +109,8 @@ rule report:
         cifs=expand(f"{RESULTS}/design/{{case}}/cifs", case=config["sampling"]["cases"]),
         validation=f"{RESULTS}/validation/validation.csv",
         dataset=f"{RESULTS}/data/dataset.parquet",
+        train_fingerprints=lambda wildcards: shard_files(checkpoints.fingerprint_plan.get().output.plan),
+        candidate_fingerprints=CANDIDATE_FINGERPRINTS,
     output:
         figures=[report_figure(name, fmt) for name in REPORT_FIGURES for fmt in config["report"]["formats"]],
         summary=f"{RESULTS}/report/summary.json",
@@ -23,7 +119,6 @@ rule report:
         evaluations=f"{RESULTS}/report/evaluations.csv",
         dissimilarity=f"{RESULTS}/report/dissimilarity.csv",
         rejected=f"{RESULTS}/report/rejected.csv",
-        train_fingerprints=f"{RESULTS}/report/fingerprints_train.npz",
     params:
         icrdesign=ICRDESIGN,
         design=lambda wildcards, input: Path(input.design_metrics[0]).parents[1],
@@ -41,7 +136,8 @@ rule report:
     shell:
         "{params.icrdesign} report --config {input.config} --latent {input.latent} "
         "--model-metrics {input.model_metrics} --design {params.design} --validation-table {input.validation} "
-        "--dataset {input.dataset} --out {params.out} --jobs {threads} > {log} 2>&1"
+        "--dataset {input.dataset} --train-fingerprints {input.train_fingerprints} "
+        "--candidate-fingerprints {input.candidate_fingerprints} --out {params.out} > {log} 2>&1"
 
 
 rule paper_figures:

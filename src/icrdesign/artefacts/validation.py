@@ -1,16 +1,22 @@
 """``results/validation/``: one record per candidate and tier, and the table of all of them.
 
-Layout under the validation folder::
+Each tier computes its candidates in chunks (one Snakemake job each: the imports and the model load
+are paid once per chunk). Layout under the validation folder::
 
-    <case>/<candidate_id>/mlip.json            the MLIP tier's record (one row of the table)
-    <case>/<candidate_id>/mlip_structure.cif   the structure the DFT tier starts from
-    <case>/<candidate_id>/dft.json             the DFT tier's record
-    <case>/<candidate_id>/<name>_taskdoc.json  the atomate2 task documents behind a record
-    <case>/<candidate_id>/mlip_work/           where each tier's flow ran (job folders, job store);
-    <case>/<candidate_id>/dft_work/            failure records are looked for there
-    <case>/<candidate_id>/references_work/     where a missing elemental reference was computed
-    references/                                the elemental-reference caches (``validation.references``)
-    validation.csv                             every record, one row each
+    <case>/<tier>/chunk-<k>/<candidate_id>/<tier>.json   the tier's record (one row of the table)
+    <case>/<tier>/chunk-<k>/<candidate_id>/mlip_structure.cif
+                                                  the MLIP's last structure (relaxed, unconverged or the
+                                                  input when it failed): what the funnel judges and
+                                                  the DFT tier starts from
+    <case>/<tier>/chunk-<k>/<candidate_id>/<name>_taskdoc.json
+                                                  the atomate2 task documents behind a record
+    <case>/<tier>/chunk-<k>/work/                 where the chunk's flows ran (job folders, job store)
+    <case>/<tier>/chunk-<k>.json                  the chunk's index: every candidate's status; written
+                                                  last, so a chunk without it is redone
+    <case>/funnel.csv, funnel.json                the post-relaxation funnel (``validation.funnel``)
+    hull.json                                     the reference convex hull (``icrdesign.stability``)
+    references/                                   the elemental-reference caches (``validation.references``)
+    validation.csv                                every record, one row each
 
 A record is a JSON object with at least :data:`VALIDATION_COLUMNS`; ``status`` is :data:`STATUS_OK` or
 :data:`STATUS_FAILED` (then ``reason`` says why). A failed calculation is a result, not an error: it
@@ -45,13 +51,19 @@ VALIDATION_FOLDER: Final[str] = "validation"
 RECORD_FILES: Final[dict[str, str]] = {MLIP: "mlip.json", DFT: "dft.json"}
 #: The structure the MLIP tier ends with (relaxed, or the input when the relaxation failed).
 MLIP_STRUCTURE_FILE: Final[str] = "mlip_structure.cif"
-#: The folder each tier's flow runs in, and the one a candidate computes missing references in.
+#: The folder inside a chunk's folder its flows run in (missing references are computed there too).
+CHUNK_WORK_FOLDER: Final[str] = "work"
 WORK_FOLDERS: Final[dict[str, str]] = {MLIP: "mlip_work", DFT: "dft_work"}
 REFERENCES_WORK_FOLDER: Final[str] = "references_work"
 TABLE_FILE: Final[str] = "validation.csv"
+#: The reference hull of the stability check, and the folder its downloads and relaxations are cached in.
+HULL_FILE: Final[str] = "hull.json"
+HULL_CACHE_FOLDER: Final[str] = "hull_cache"
 
 STATUS_OK: Final[str] = "ok"
 STATUS_FAILED: Final[str] = "failed"
+#: A relaxation that reached its step cap or time limit: recorded with its last structure and energy.
+STATUS_UNCONVERGED: Final[str] = "unconverged"
 #: The status :func:`record_status` gives a record that cannot be read (a corrupt file counts as failed).
 STATUS_UNREADABLE: Final[str] = "unreadable"
 
@@ -76,24 +88,39 @@ def validation_dir(results_dir: str | os.PathLike[str]) -> Path:
     return Path(results_dir) / VALIDATION_FOLDER
 
 
-def candidate_dir(validation_folder: str | os.PathLike[str], case: str, candidate_id: str) -> Path:
-    """The folder of one candidate's records, structures and task documents."""
-    return Path(validation_folder) / case / candidate_id
+def chunk_name(chunk: int | str) -> str:
+    """The name of chunk ``chunk`` (an int, or a ``{chunk}`` wildcard passed through)."""
+    return f"chunk-{chunk:03d}" if isinstance(chunk, int) else f"chunk-{chunk}"
 
 
-def record_path(validation_folder: str | os.PathLike[str], case: str, candidate_id: str, tier: str) -> Path:
-    """Where the record of ``tier`` for one candidate lies (``{case}``-style wildcards pass through)."""
-    return candidate_dir(validation_folder, case, candidate_id) / RECORD_FILES[tier]
+def chunk_dir(validation_folder: str | os.PathLike[str], case: str, tier: str, chunk: int | str) -> Path:
+    """The folder of one chunk's candidates (``{case}``-style wildcards pass through)."""
+    return Path(validation_folder) / case / tier / chunk_name(chunk)
 
 
-def mlip_structure_path(validation_folder: str | os.PathLike[str], case: str, candidate_id: str) -> Path:
-    """Where the MLIP tier leaves the structure the DFT tier starts from."""
-    return candidate_dir(validation_folder, case, candidate_id) / MLIP_STRUCTURE_FILE
+def chunk_index_path(validation_folder: str | os.PathLike[str], case: str, tier: str, chunk: int | str) -> Path:
+    """The chunk's index, written when every candidate of the chunk has its record."""
+    return Path(validation_folder) / case / tier / f"{chunk_name(chunk)}.json"
 
 
-def work_path(validation_folder: str | os.PathLike[str], case: str, candidate_id: str, tier: str) -> Path:
-    """The folder the flow of ``tier`` runs in for one candidate."""
-    return candidate_dir(validation_folder, case, candidate_id) / WORK_FOLDERS[tier]
+def record_path(chunk_folder: str | os.PathLike[str], candidate_id: str, tier: str) -> Path:
+    """Where the record of ``tier`` for one candidate lies inside its chunk's folder."""
+    return Path(chunk_folder) / candidate_id / RECORD_FILES[tier]
+
+
+def mlip_structure_path(chunk_folder: str | os.PathLike[str], candidate_id: str) -> Path:
+    """Where the MLIP tier leaves a candidate's last structure, inside its chunk's folder."""
+    return Path(chunk_folder) / candidate_id / MLIP_STRUCTURE_FILE
+
+
+def chunk_work_path(chunk_folder: str | os.PathLike[str]) -> Path:
+    """The folder a chunk's flows run in."""
+    return Path(chunk_folder) / CHUNK_WORK_FOLDER
+
+
+def chunk_records(chunk_folder: str | os.PathLike[str], tier: str) -> list[Path]:
+    """Every record of ``tier`` in a chunk's folder, sorted."""
+    return sorted(Path(chunk_folder).glob(f"*/{RECORD_FILES[tier]}"))
 
 
 def write_record(path: str | os.PathLike[str], record: Mapping[str, Any], task_docs: Mapping[str, Any]) -> None:

@@ -22,7 +22,10 @@ COMMANDS: dict[str, str] = {
     "validation-table": "collect the relax and DFT records into validation.csv",
     "retry-failed": "forget failed relax/DFT results so that the next run redoes them",
     "export-flows": "write candidates' atomate2 flows as JSON",
+    "hull": "reference convex hull of the stability check (E_hull)",
+    "funnel": "post-relaxation funnel of a case: unique, novel, stable, S.U.N. (MatterGen's protocol)",
     "report": "figures, success rates and dissimilarity report",
+    "fingerprints": "structural fingerprints of a table's structures or of the training split",
 }
 
 

@@ -1,6 +1,11 @@
-"""DFT validation of a structure: relax (optional) + symmetrise + static + any missing elemental references.
+"""DFT validation of structures: relax (optional) + symmetrise + static + any missing elemental references.
 
-Writes OUT/dft.json (the validation record) and the task documents beside it; prints the record's
+``dft --candidates FUNNEL_CSV --chunk K --out BATCH_DIR --index BATCH.json`` is the workflow's form: it
+computes batch K of the case's DFT selection (:mod:`icrdesign.validation.selection`,
+``dft.candidates_per_job`` candidates each), one record per candidate in BATCH_DIR/<id>/dft.json,
+skipping those with an ok record; the index is written last.
+
+``dft STRUCTURE --out DIR`` writes OUT/dft.json (the validation record) and the task documents beside it; prints the record's
 summary as one JSON object on stdout. A failed calculation is recorded (status 'failed', reason) and
 the command still exits 0, so a workflow goes on. With --reference-elements instead of STRUCTURE:
 compute (or reuse) those elements' references in the --references cache, one JSON line each.
@@ -14,9 +19,14 @@ computes it anyway) or an element the engine has no PAW dataset (GPAW) or POTCAR
 from __future__ import annotations
 
 import argparse
+from typing import TextIO
 from pathlib import Path
 
 from icrdesign.artefacts.validation import DFT, RECORD_FILES, write_record
+from icrdesign.errors import InputError
+from icrdesign.validation.chunks import run_dft_chunk, write_chunk_index
+from icrdesign.validation.funnel import read_funnel
+from icrdesign.validation.selection import dft_batches
 from icrdesign.cli.validation_common import (SUMMARY_KEYS, add_validation_arguments, candidate_id,
                                              check_index_argument, checked_structure, print_references,
                                              print_summary, record_refusal, results_only_on_stdout)
@@ -32,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["gpaw", "vasp"], default=None, help="default: config dft.engine")
     parser.add_argument("--relax", action=argparse.BooleanOptionalAction, default=None,
                         help="relax before the static (default: config dft.relax)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="with --candidates (a case's funnel.csv): the DFT batch to compute (0-based)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if args.reference_elements:
             return print_references(args.reference_elements, lambda elements: dft_references(
                 elements, dft, relaxation, args.references, args.mlip_references, args.out), args.index, stdout)
+        if args.candidates is not None:
+            return _run_batch(args, config, stdout)
         try:
             structure = checked_structure(args, DFT, config)
         except StructureRefused as refusal:
@@ -54,4 +68,19 @@ def run(args: argparse.Namespace) -> int:
     row = {"case": args.case, "candidate_id": candidate_id(args), **row, "start_structure": str(args.structure)}
     write_record(args.out / RECORD_FILES[DFT], row, {f"dft_{role}_taskdoc": doc for role, doc in task_docs.items()})
     print_summary(row, SUMMARY_KEYS)
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, config: dict, stdout: TextIO) -> int:
+    if args.chunk is None or args.index is None:
+        raise InputError("--candidates needs --chunk and --index")
+    funnel = read_funnel(args.candidates)
+    batches = dft_batches(funnel, config["dft"])
+    if not 0 <= args.chunk < len(batches):
+        raise InputError(f"{args.candidates}: no DFT batch {args.chunk} (the case has {len(batches)})")
+    rows = funnel.set_index("candidate_id").loc[batches[args.chunk]].reset_index()
+    written = run_dft_chunk(rows, args.case, config, args.references, args.mlip_references, args.out,
+                            force=args.force)
+    counts = write_chunk_index(args.index, args.out, batches[args.chunk], DFT)
+    print(f"dft: batch {args.chunk} of {args.case}: {len(written)} computed, statuses {counts}", file=stdout, flush=True)
     return 0

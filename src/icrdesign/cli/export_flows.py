@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--design", type=Path, default=Path("results/design"),
                         help="sampling results: one folder per case with its candidates.csv")
+    parser.add_argument("--validation", type=Path, default=Path("results/validation"),
+                        help="the validation folder: its funnels pick the DFT candidates (none: MLIP flows only)")
 
 
 def run(args: argparse.Namespace) -> int:
-    written = export_flows(args.design, load_config(args.config), args.out)
+    written = export_flows(args.design, load_config(args.config), args.out, args.validation)
     print(json.dumps({"flows": len(written), "out": str(args.out)}))
     return 0

@@ -1,17 +1,20 @@
 """The paper's figures, success rates and dissimilarity from one command.
 
 Reads RESULTS (the workflow's results folder: model/latent.npz, design/<case>/, validation/,
-data/dataset.parquet; an absent input is reported as absent) and, with --validation, a CSV of
-externally computed results (columns case, id, E_f[, E_g, structure]; tier 'external'). Writes the
-figures, summary.json/.md/.html, evaluations.csv, dissimilarity.csv and rejected.csv to OUT. Reads the
-config's ``sampling.cases`` and ``report``.
+data/dataset.parquet, fingerprints/; an absent input is reported as absent) and, with --validation, a
+CSV of externally computed results (columns case, id, E_f[, E_g, structure]; tier 'external'). Writes
+the figures, summary.json/.md/.html, evaluations.csv, dissimilarity.csv and rejected.csv to OUT. Reads
+the config's ``sampling.cases`` and ``report``.
+
+Fingerprints are read, never computed: `icrdesign fingerprints` writes them (the training split's
+shards, each case's candidates and, for --validation's structures,
+`icrdesign fingerprints --structures FILE.csv --cif-column structure --out X.npz`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from icrdesign.cli.common import add_config_argument
@@ -39,7 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", type=Path, default=None,
                         help="CSV of externally computed results (case, id, E_f[, E_g, structure]); tier 'external'; "
                              "rows that cannot be trusted go to rejected.csv")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for fingerprints")
+    parser.add_argument("--train-fingerprints", type=Path, nargs="+", default=None,
+                        help="every shard of the training split's fingerprints "
+                             "(default: the shards RESULTS/fingerprints/train/plan.json names)")
+    parser.add_argument("--candidate-fingerprints", type=Path, nargs="+", default=None,
+                        help="the candidates' fingerprints (default: RESULTS/fingerprints/candidates/*.npz)")
+    parser.add_argument("--external-fingerprints", type=Path, default=None,
+                        help="fingerprints of the --validation CSV's structures, keyed by its id")
     parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to draw")
 
 
@@ -50,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     layout = ReportPaths.under(args.results)
     paths = ReportPaths(latent=args.latent or layout.latent, model_metrics=args.model_metrics or layout.model_metrics,
                         design=args.design or layout.design, validation=args.validation_table or layout.validation,
-                        dataset=args.dataset or layout.dataset)
-    summary = build_report(config, paths, args.out, args.validation, max(1, args.jobs), args.figures)
+                        dataset=args.dataset or layout.dataset,
+                        train_fingerprints=tuple(args.train_fingerprints or layout.train_fingerprints),
+                        candidate_fingerprints=tuple(args.candidate_fingerprints or layout.candidate_fingerprints),
+                        external_fingerprints=args.external_fingerprints)
+    summary = build_report(config, paths, args.out, args.validation, args.figures)
     absent = summary["absent_inputs"]
     log.info("report written to %s (%d cases; absent inputs: %s)", args.out, len(summary["cases"]),
              ", ".join(absent) or "none")

@@ -43,8 +43,11 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("structure", type=Path, nargs="?", help="CIF (or any pymatgen-readable structure file)")
     target.add_argument("--reference-elements", nargs="+", default=None, metavar="ELEMENT",
                         help="compute (or reuse) only these elements' references, one JSON line each")
+    target.add_argument("--candidates", type=Path, default=None,
+                        help="a case's candidates.csv: compute one chunk of it (see --chunk)")
     parser.add_argument("--index", type=Path, default=None,
-                        help="with --reference-elements: also write each element's status to this JSON file")
+                        help="with --reference-elements: also write each element's status to this JSON file; with "
+             "--candidates: the chunk's index, written last")
     parser.add_argument("--references", type=Path, required=True,
                         help="elemental reference cache of this engine and settings")
     parser.add_argument("--out", type=Path, required=True,
@@ -61,9 +64,9 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_index_argument(args: argparse.Namespace) -> None:
-    """--index describes a references run only."""
-    if args.index is not None and args.reference_elements is None:
-        raise InputError("--index needs --reference-elements")
+    """--index describes a references run or a chunk."""
+    if args.index is not None and args.reference_elements is None and args.candidates is None:
+        raise InputError("--index needs --reference-elements or --candidates")
 
 
 def candidate_id(args: argparse.Namespace) -> str:

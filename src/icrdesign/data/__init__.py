@@ -1,4 +1,5 @@
-"""Dataset stage: one table format for every source (embedded demo or Materials Project).
+"""Dataset stage: one table format for every source (embedded demo, Materials Project or the user's own
+crystals from a file, :mod:`icrdesign.data.file_source`).
 
 ``build_dataset(config, out_dir)`` writes ``out_dir/dataset.parquet`` and ``out_dir/rejected.csv`` (rows
 a source refused, with a typed reason: each source's own, and the shared ones of
@@ -46,11 +47,13 @@ class DatasetResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def build_dataset(config: dict[str, Any], out_dir: str | Path) -> DatasetResult:
+def build_dataset(config: dict[str, Any], out_dir: str | Path, n_jobs: int | None = None) -> DatasetResult:
     """Build the dataset for ``config['data']['source']`` and write it under ``out_dir``.
 
-    Holds ``out_dir``'s lock while it writes. A source that leaves no usable row stops with
-    InputError naming the rejected.csv that says why; no dataset is written then.
+    ``n_jobs`` processes read a user's data file (``data.source: file``; None: all cores); the demo
+    takes its own from ``data.demo.n_jobs``. Holds ``out_dir``'s lock while it writes. A source that
+    leaves no usable row stops with InputError naming the rejected.csv that says why (and the data
+    file of the file source); no dataset is written then.
     """
     out_dir = Path(out_dir)
     source = config["data"]["source"]
@@ -66,15 +69,20 @@ def build_dataset(config: dict[str, Any], out_dir: str | Path) -> DatasetResult:
             table, rejected, provenance = fetch_materials_project(
                 config["data"]["materials_project"], out_dir / "cache", config["seed"]
             )
+        elif source == "file":
+            from icrdesign.data.file_source import read_file_source
+
+            table, rejected, provenance = read_file_source(config["data"]["file"], config["representation"], n_jobs)
         else:  # the schema's enum makes this unreachable for validated configs
             raise ConfigError(f"config key 'data.source': unknown source {source!r}; "
-                              "allowed values: ['demo', 'materials_project']")
+                              "allowed values: ['demo', 'materials_project', 'file']")
         provenance = {"data_source": source, **provenance, "build_seconds": round(time.perf_counter() - started, 1)}
         rejected_path = out_dir / REJECTED_FILE
         write_rejected(rejected_path, rejected)
         if table.empty:
             by_reason = rejected["reason"].value_counts().to_dict()
-            raise InputError(f"{rejected_path}: the {source} source gave no usable row ({len(rejected)} rejected: "
+            origin = f"data file {config['data']['file']['path']}" if source == "file" else f"the {source} source"
+            raise InputError(f"{rejected_path}: {origin} gave no usable row ({len(rejected)} rejected: "
                              f"{by_reason}); no dataset written")
         write_dataset(out_dir / DATASET_FILE, table)
     log.info("dataset: %d structures, %d rejected -> %s", len(table), len(rejected), out_dir)

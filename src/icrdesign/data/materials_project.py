@@ -9,6 +9,11 @@ same query makes no request. Documents are screened by the rules every source sh
 and a missing, non-numeric, non-finite or implausible property (``icrdesign.checks``) are rejected
 rows, and a numeric string such as ``"1.5"`` is read as the number.
 
+The reference convex hull of the stability check (:mod:`icrdesign.stability`) needs every stable
+phase of a chemical system, whatever the dataset's filters: :func:`fetch_thermo` downloads them
+from the thermo endpoint (GGA_GGA+U, MP2020-corrected formation energies) through the same client,
+session and key handling, cached per chemical system.
+
 The API key is read from ``MP_API_KEY`` and sent only as a request header: it is never logged,
 cached, written to provenance or included in an error message.
 """
@@ -25,6 +30,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +66,18 @@ SUMMARY_FIELDS = (
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REQUEST_TIMEOUT_S = 60
 CACHE_SUBDIR = "mp_cache"
+#: The thermo data of the stability hull: MP's mixed GGA/GGA+U energies with the MP2020 corrections,
+#: the scale the candidates' formation energies are on (not the r2SCAN mixing, MP's default).
+THERMO_TYPE = "GGA_GGA+U"
+THERMO_ROUTE = "materials/thermo"
+#: Stable phases only (they alone make the hull), with the fields the hull reads.
+THERMO_FIELDS = ("material_id", "formula_pretty", "chemsys", "thermo_type", "formation_energy_per_atom",
+                 "energy_above_hull", "is_stable")
+#: Asked for too when the phases are to be relaxed: the thermo route serves no ``structure`` field,
+#: but its entries (one ComputedStructureEntry per run type, a few kB each) hold the structure.
+THERMO_STRUCTURE_FIELD = "entries"
+#: Chemical systems per thermo request: a comma-separated list, kept well inside URL limits.
+THERMO_SYSTEMS_PER_REQUEST = 50
 _API_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
 
 
@@ -192,6 +210,19 @@ def fetch_materials_project(
 
 def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """Run the summary search; return the raw documents and the database version (heartbeat)."""
+    return _run_query(api_key, endpoint, settings, lambda rester: rester.materials.summary.search(
+        **search_criteria(settings),
+        fields=list(SUMMARY_FIELDS),
+        all_fields=False,
+        chunk_size=settings["chunk_size"],
+    ))
+
+
+def _run_query(api_key: str, endpoint: str, settings: dict[str, Any],
+               search: Callable[[Any], Iterable[Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Run ``search(rester)`` with an ``MPRester`` on the retrying session; return the documents as
+    dicts and the database version (heartbeat). Every failure is a MaterialsProjectError naming the
+    endpoint, never the key."""
     from mp_api.client import MPRester  # heavy import: only when a download is needed
     from mp_api.client.core.exceptions import MPRestError
 
@@ -200,12 +231,7 @@ def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> t
         db_version = _heartbeat_db_version(session, endpoint)
         with MPRester(api_key=api_key, endpoint=endpoint, session=session, use_document_model=False,
                       mute_progress_bars=False) as rester:
-            docs = rester.materials.summary.search(
-                **search_criteria(settings),
-                fields=list(SUMMARY_FIELDS),
-                all_fields=False,
-                chunk_size=settings["chunk_size"],
-            )
+            docs = list(search(rester))
     except MaterialsProjectError as exc:
         message = str(exc)
     except (MPRestError, requests.RequestException) as exc:
@@ -216,6 +242,108 @@ def download_summary(api_key: str, endpoint: str, settings: dict[str, Any]) -> t
     else:
         return [dict(doc) for doc in docs], db_version
     raise MaterialsProjectError(message.replace(api_key, "<MP_API_KEY>")) from None
+
+
+def thermo_fields(with_structures: bool) -> list[str]:
+    """The thermo fields asked for: :data:`THERMO_FIELDS`, and the entries for the structures."""
+    return [*THERMO_FIELDS, THERMO_STRUCTURE_FIELD] if with_structures else list(THERMO_FIELDS)
+
+
+def thermo_query_record(endpoint: str, chemical_system: str, with_structures: bool) -> dict[str, Any]:
+    """Everything that determines one chemical system's thermo documents (its cache key)."""
+    return {
+        "endpoint": endpoint,
+        "route": THERMO_ROUTE,
+        "criteria": {"chemsys": chemical_system, "thermo_types": [THERMO_TYPE], "is_stable": True},
+        "fields": thermo_fields(with_structures),
+    }
+
+
+def thermo_cache_path(cache_dir: Path, endpoint: str, chemical_system: str, with_structures: bool) -> Path:
+    """``CACHE_DIR/mp_cache/thermo_<hash of endpoint and query>/<chemsys>.json.gz``."""
+    shared = thermo_query_record(endpoint, "", with_structures)
+    return Path(cache_dir) / CACHE_SUBDIR / f"thermo_{query_hash(shared)}" / f"{chemical_system}.json.gz"
+
+
+def thermo_structure(doc: dict[str, Any]) -> Structure | None:
+    """The structure of a thermo document fetched with structures (from its first entry that has one)."""
+    for entry in (doc.get(THERMO_STRUCTURE_FIELD) or {}).values():
+        if isinstance(entry, dict) and entry.get("structure"):
+            return Structure.from_dict(entry["structure"])
+    return None
+
+
+def fetch_thermo(chemical_systems: Iterable[str], settings: dict[str, Any], cache_dir: Path,
+                 with_structures: bool = False) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """The stable GGA_GGA+U thermo documents of each chemical system (exactly that system, not its
+    sub-systems), downloaded once and cached per system under ``cache_dir``.
+
+    A system with no stable phase is cached too (no documents), so a rerun, or a new candidate in a
+    known system, makes no request; the key is read only when something must be downloaded.
+
+    Args:
+        chemical_systems: systems as ``"Cl-Na"`` (element symbols, any order, joined by ``-``).
+        settings: the config's ``data.materials_project`` (chunk_size, max_retries, retry_backoff).
+        cache_dir: the folder that holds ``mp_cache/``.
+        with_structures: also download each phase's structure (:func:`thermo_structure`); cached
+            apart from the documents without.
+
+    Returns:
+        The documents per system (sorted ``chemsys`` as key) and provenance: the database versions
+        of the documents, the endpoint and the numbers of systems read from the cache and downloaded.
+
+    Raises:
+        APIKeyError: a download is needed and MP_API_KEY is missing or malformed.
+        MaterialsProjectError: the download failed (the message names the endpoint, never the key).
+    """
+    endpoint = resolve_endpoint()
+    systems = sorted({_normalised_system(system) for system in chemical_systems})
+    payloads: dict[str, dict[str, Any]] = {}
+    missing = []
+    for system in systems:
+        cached = _read_cache(thermo_cache_path(cache_dir, endpoint, system, with_structures),
+                             thermo_query_record(endpoint, system, with_structures))
+        if cached is None:
+            missing.append(system)
+        else:
+            payloads[system] = cached
+    if missing:
+        api_key = read_api_key()
+        log.info("Materials Project: downloading the %s thermo data of %d chemical systems from %s (%d cached)",
+                 THERMO_TYPE, len(missing), endpoint, len(payloads))
+
+        def search(rester: Any) -> Iterable[Any]:
+            for start in range(0, len(missing), THERMO_SYSTEMS_PER_REQUEST):
+                yield from rester.materials.thermo.search(
+                    chemsys=missing[start:start + THERMO_SYSTEMS_PER_REQUEST], thermo_types=[THERMO_TYPE],
+                    is_stable=True, fields=thermo_fields(with_structures), all_fields=False,
+                    chunk_size=settings["chunk_size"])
+
+        docs, db_version = _run_query(api_key, endpoint, settings, search)
+        by_system: dict[str, list[dict[str, Any]]] = {system: [] for system in missing}
+        for doc in docs:
+            system = _normalised_system(str(doc.get("chemsys") or ""))
+            if system in by_system:
+                by_system[system].append(doc)
+        retrieved = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        for system, system_docs in by_system.items():
+            payloads[system] = {"query": thermo_query_record(endpoint, system, with_structures),
+                                "database_version": db_version, "retrieved": retrieved, "documents": system_docs}
+            _write_cache(thermo_cache_path(cache_dir, endpoint, system, with_structures), payloads[system])
+    provenance = {
+        "endpoint": endpoint,
+        "thermo_type": THERMO_TYPE,
+        "database_versions": sorted({payload["database_version"] for payload in payloads.values()}),
+        "n_systems": len(systems),
+        "n_downloaded": len(missing),
+        "n_cached": len(systems) - len(missing),
+    }
+    return {system: payloads[system]["documents"] for system in systems}, provenance
+
+
+def _normalised_system(chemical_system: str) -> str:
+    """One spelling per chemical system (symbols sorted), as the cache key and MP's ``chemsys``."""
+    return "-".join(sorted(chemical_system.split("-")))
 
 
 class _RetryingSession(requests.Session):

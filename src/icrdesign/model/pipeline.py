@@ -26,7 +26,7 @@ from icrdesign.model.trained import TrainedModel
 from icrdesign.model.training import TrainingData, device_name, fit, save_model
 from icrdesign.representation.icr import ICR
 from icrdesign.representation.scaler import MinMaxScaler
-from icrdesign.split import SPLIT_NAMES, dataset_split
+from icrdesign.split import SPLIT_NAMES, dataset_split, given_split
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class EncodedDataset:
     structures_json: np.ndarray  # the dataset's structure JSON of each crystal
     rejected: pd.DataFrame  # REJECTED_COLUMNS: encoded crystals not trained on (a repeated id, a bad label)
     dataset_path: Path  # the table the labels come from, named in messages
+    given_split: np.ndarray | None  # the split the dataset table carries (data.file.splits), or None
 
     @classmethod
     def load(cls, encoded_dir: Path, dataset_path: Path, property_names: list[str]) -> EncodedDataset:
@@ -76,6 +77,7 @@ class EncodedDataset:
             rejected=pd.concat([rejected_table(encoded_ids, by_id), rejected_table(ids, by_property)],
                                ignore_index=True),
             dataset_path=Path(dataset_path),
+            given_split=given_split(table),
         )
 
     def structures(self, rows: np.ndarray) -> list[Structure]:
@@ -109,12 +111,13 @@ class PreparedData:
 
 
 def prepare_training_data(data: EncodedDataset, config: dict[str, Any]) -> PreparedData:
-    """Split (config ``split``, ``seed``), normalise and weight the encoded crystals for :func:`fit`.
+    """Split (the split the dataset table carries, else config ``split`` and ``seed``), normalise and weight
+    the encoded crystals for :func:`fit`.
 
     Too few labelled crystals to train on (none in the training or the validation split) raise
     InputError naming the dataset table and why its crystals were rejected.
     """
-    split = dataset_split(data.material_ids, config)
+    split = dataset_split(data.material_ids, config, data.given_split)
     labelled = np.isfinite(data.properties).all(axis=1)
     names = list(config["model"]["properties"])
     usable = {name: int((labelled & (split == name)).sum()) for name in ("train", "val")}

@@ -15,18 +15,17 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.artefacts.candidates import CIF_PATH_COLUMN
 from icrdesign.cases import BASELINE_STRATEGIES
+from icrdesign.errors import InputError
 from icrdesign.io import write_csv, write_json, write_text
 from icrdesign.report import figures
 from icrdesign.report.inputs import ReportInputs, ReportPaths, load_inputs
-from icrdesign.report.similarity import fingerprints_from_text, nearest_neighbours
+from icrdesign.report.similarity import nearest_neighbours
 from icrdesign.report.summary import build_summary, summary_html, summary_markdown
 from icrdesign.tolerances import SYMPREC
 
 log = logging.getLogger(__name__)
 
 FIGURES = ("S1_latent", "S2_gallery", "S3_boxplots", "S4_dissimilarity", "S5_training_distributions")
-TRAIN_CACHE = "fingerprints_train.npz"
-CANDIDATE_CACHE = "fingerprints_candidates.npz"
 DISSIMILARITY_COLUMNS = ["case", "id", "strategy", "formula", "min_dissimilarity", "nearest_material_id",
                          "nearest_formula", "error"]
 
@@ -48,40 +47,46 @@ def generated_structures(inputs: ReportInputs) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case", "id", "strategy", "formula", "spacegroup", "path"])
 
 
-def _structure_item(path: str) -> tuple[str, str]:
-    fmt = "json" if path.endswith(".json") else "cif"
-    return fmt, Path(path).read_text(encoding="utf-8")
-
-
-def dissimilarity_table(
-    inputs: ReportInputs, generated: pd.DataFrame, cache_dir: Path, n_jobs: int = 1
-) -> pd.DataFrame | None:
+def dissimilarity_table(inputs: ReportInputs, generated: pd.DataFrame) -> pd.DataFrame | None:
     """Each generated crystal's minimum fingerprint distance to every training crystal.
 
-    None when the training set or the generated structures are absent. Training fingerprints are
-    cached in ``cache_dir/fingerprints_train.npz``, candidates' in ``fingerprints_candidates.npz``.
+    Reads the fingerprints ``icrdesign fingerprints`` wrote (the training split's shards, the
+    candidates' and the external structures' files, by id); a generated crystal without one gets
+    NaN and the reason in ``error``. None when the training fingerprints or the generated
+    structures are absent.
     """
-    if inputs.dataset is None or "structure" not in inputs.dataset:
+    train = inputs.train_fingerprints
+    if train is None or generated.empty:
         return None
-    # The training cache is filled even without candidates, so a later report starts warm.
-    train_items = [("json", text) for text in inputs.dataset["structure"]]
-    train, train_errors = fingerprints_from_text(train_items, cache_dir / TRAIN_CACHE, n_jobs, "training fingerprints")
-    n_failed = sum(e is not None for e in train_errors)
+    n_failed = sum(error is not None for error in train.errors)
     if n_failed:
-        log.warning("%d of %d training crystals could not be fingerprinted", n_failed, len(train_items))
-    if generated.empty:
-        return None
-    items = [_structure_item(p) for p in generated["path"]]
-    queries, errors = fingerprints_from_text(items, cache_dir / CANDIDATE_CACHE, n_jobs, "candidate fingerprints")
-    if train.shape[1] != queries.shape[1] and train.size and queries.size:
-        raise ValueError(f"fingerprint widths differ: training {train.shape[1]}, candidates {queries.shape[1]}")
-    distances, nearest = nearest_neighbours(queries, train)
-    ids = inputs.dataset["material_id"].to_numpy()
-    formulas = inputs.dataset["formula"].to_numpy() if "formula" in inputs.dataset else np.full(len(ids), "")
+        log.warning("%d of %d training crystals have no fingerprint", n_failed, len(train))
+    external = generated["strategy"] == "external"
+    queries = np.full((len(generated), train.matrix.shape[1]), np.nan)
+    errors: list[str | None] = [None] * len(generated)
+    for mask, source, what in ((~external, inputs.candidate_fingerprints, "candidate"),
+                               (external, inputs.external_fingerprints, "external")):
+        rows = np.flatnonzero(mask.to_numpy())
+        if not len(rows):
+            continue
+        if source is None:
+            for row in rows:
+                errors[row] = f"no {what} fingerprints file"
+            continue
+        if len(source) and len(train) and source.matrix.shape[1] != train.matrix.shape[1]:
+            raise InputError(f"fingerprint widths differ: training {train.matrix.shape[1]}, "
+                             f"{what}s {source.matrix.shape[1]}")
+        matrix, found = source.rows(list(generated["id"].iloc[rows]))
+        if matrix.shape[1]:
+            queries[rows] = matrix
+        for row, error in zip(rows, found, strict=True):
+            errors[row] = error
+    distances, nearest = nearest_neighbours(queries, train.matrix)
+    formula_of = {} if inputs.dataset is None else dict(zip(inputs.dataset["material_id"], inputs.dataset["formula"]))
     table = generated[["case", "id", "strategy", "formula"]].copy()
     table["min_dissimilarity"] = distances
-    table["nearest_material_id"] = [ids[i] if i >= 0 else None for i in nearest]
-    table["nearest_formula"] = [formulas[i] if i >= 0 else None for i in nearest]
+    table["nearest_material_id"] = [train.ids[i] if i >= 0 else None for i in nearest]
+    table["nearest_formula"] = [formula_of.get(train.ids[i], "") if i >= 0 else None for i in nearest]
     table["error"] = errors
     return table[DISSIMILARITY_COLUMNS]
 
@@ -144,12 +149,12 @@ def build_report(
     results: str | os.PathLike[str] | ReportPaths,
     out_dir: str | os.PathLike[str],
     external: str | os.PathLike[str] | None = None,
-    n_jobs: int = 1,
     figure_names: Sequence[str] = FIGURES,
 ) -> dict[str, Any]:
     """Write figures, summary.json/.md/.html, rates.csv, dissimilarity.csv and rejected.csv to ``out_dir``.
 
     ``results`` is either the paths of every input or a results folder in the workflow's layout.
+    Fingerprints are read, never computed (``icrdesign fingerprints`` writes them).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,7 @@ def build_report(
     inputs = load_inputs(paths, config["sampling"]["cases"], None if external is None else Path(external))
     evaluations = inputs.evaluations()
     generated = generated_structures(inputs)
-    table = dissimilarity_table(inputs, generated, out, n_jobs)
+    table = dissimilarity_table(inputs, generated)
     entries, gallery_stats = gallery(generated, settings["gallery_max"])
     summary = build_summary(inputs, evaluations, table, cutoff, extras={
         "gallery": gallery_stats,

@@ -19,6 +19,15 @@ import pandas as pd
 from icrdesign.artefacts.candidates import CANDIDATES_FILE, read_candidates
 from icrdesign.artefacts.dataset import DATA_FOLDER, DATASET_FILE, read_dataset
 from icrdesign.artefacts.design import DESIGN_FOLDER, METRICS_FILE, DesignMetrics, read_metrics
+from icrdesign.artefacts.fingerprints import (
+    CANDIDATES_FOLDER,
+    FINGERPRINTS_FOLDER,
+    PLAN_FILE,
+    TRAIN_FOLDER,
+    Fingerprints,
+    read_fingerprints,
+    shard_files,
+)
 from icrdesign.artefacts.model import LATENT_FILE, MODEL_FOLDER, LatentMeans, read_latent
 from icrdesign.artefacts.model import METRICS_FILE as MODEL_METRICS_FILE
 from icrdesign.artefacts.tables import read_table
@@ -50,6 +59,9 @@ class ReportPaths:
         design: The folder holding one folder per design case (``design/``).
         validation: The validation table (``validation/validation.csv``).
         dataset: The dataset table (``data/dataset.parquet``).
+        train_fingerprints: Every shard of the training split's fingerprints (``fingerprints/train/``).
+        candidate_fingerprints: The candidates' fingerprints, one file per case (``fingerprints/candidates/``).
+        external_fingerprints: Fingerprints of the ``--validation`` CSV's structures, keyed by its ``id``.
     """
 
     latent: Path
@@ -57,14 +69,21 @@ class ReportPaths:
     design: Path
     validation: Path
     dataset: Path
+    train_fingerprints: tuple[Path, ...] = ()
+    candidate_fingerprints: tuple[Path, ...] = ()
+    external_fingerprints: Path | None = None
 
     @classmethod
     def under(cls, results: str | os.PathLike[str]) -> ReportPaths:
-        """The workflow's layout of a results folder."""
+        """The workflow's layout of a results folder (the training shards its ``plan.json`` names)."""
         results = Path(results)
+        fingerprints = results / FINGERPRINTS_FOLDER
+        plan = fingerprints / TRAIN_FOLDER / PLAN_FILE
         return cls(latent=results / MODEL_FOLDER / LATENT_FILE, model_metrics=results / MODEL_FOLDER / MODEL_METRICS_FILE,
                    design=results / DESIGN_FOLDER, validation=results / VALIDATION_FOLDER / VALIDATION_TABLE_FILE,
-                   dataset=results / DATA_FOLDER / DATASET_FILE)
+                   dataset=results / DATA_FOLDER / DATASET_FILE,
+                   train_fingerprints=tuple(shard_files(plan)) if plan.is_file() else (),
+                   candidate_fingerprints=tuple(sorted((fingerprints / CANDIDATES_FOLDER).glob("*.npz"))))
 
     def label(self, path: Path) -> str:
         """``path`` relative to the folder holding every input (``model/latent.npz`` in a results folder)."""
@@ -84,6 +103,9 @@ class ReportInputs:
     validation: pd.DataFrame | None = None
     external: pd.DataFrame | None = None
     dataset: pd.DataFrame | None = None
+    train_fingerprints: Fingerprints | None = None
+    candidate_fingerprints: Fingerprints | None = None
+    external_fingerprints: Fingerprints | None = None
     absent: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
 
@@ -236,6 +258,21 @@ def load_inputs(paths: ReportPaths, cases: dict[str, Any], external: Path | None
     inputs.absent += [paths.label(path) for path in absent]
     inputs.validation = read_if_present(paths.validation, read_validation_table)
     inputs.dataset = read_if_present(paths.dataset, read_dataset)
+    # Only whole: a training set missing a shard would overstate every candidate's dissimilarity.
+    missing_shards = [path for path in paths.train_fingerprints if not path.exists()]
+    if not paths.train_fingerprints:
+        inputs.absent.append(f"{FINGERPRINTS_FOLDER}/{TRAIN_FOLDER} (run `icrdesign fingerprints --dataset ...`)")
+    elif missing_shards:
+        inputs.absent += [paths.label(path) for path in missing_shards]
+    else:
+        inputs.train_fingerprints = read_fingerprints(paths.train_fingerprints)
+    # One case's missing file leaves only that case's candidates without a dissimilarity.
+    present = [path for path in paths.candidate_fingerprints if path.exists()]
+    inputs.absent += [paths.label(path) for path in paths.candidate_fingerprints if not path.exists()]
+    if present:
+        inputs.candidate_fingerprints = read_fingerprints(present)
+    if paths.external_fingerprints is not None:
+        inputs.external_fingerprints = read_if_present(paths.external_fingerprints, read_fingerprints)
     if external is not None:
         inputs.external, inputs.rejected = load_external(external, cases)
     for item in inputs.absent:

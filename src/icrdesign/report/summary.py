@@ -103,6 +103,19 @@ def _with_lifts(rates: dict, random_rates: dict, base: dict | None) -> dict:
     return rates
 
 
+def sun_blocks(funnel_summary: dict[str, Any] | None, base: dict | None) -> dict[str, dict[str, Any]]:
+    """Each strategy's post-relaxation ``sun`` block (``validation.funnel.SUN_KEYS``), with the hull's
+    source and the S.U.N.-on-target rate's lifts over the random baseline and the training base rate."""
+    if not funnel_summary:
+        return {}
+    blocks = funnel_summary["strategies"]
+    random_rate = blocks.get(RANDOM_BASELINE, {}).get("rate_sun_on_target")
+    return {name: {**block, "hull": funnel_summary["hull"],
+                   "lift_over_random": lift(block["rate_sun_on_target"], random_rate),
+                   "lift_over_training": lift(block["rate_sun_on_target"], base["rate"] if base else None)}
+            for name, block in blocks.items()}
+
+
 def _dissimilarity_stats(values: pd.Series, cutoff: float) -> dict[str, Any] | None:
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
@@ -134,6 +147,7 @@ def build_summary(
         designed = rows[~rows["strategy"].isin(BASELINE_STRATEGIES)]
         tiers = _with_lifts(tier_rates(designed, windows), random_rates, base)
         strategies = {}
+        sun = sun_blocks(inputs.funnels.get(case), base)
         strategy_names = sorted(set(rows["strategy"]) - {"external"})
         if not inputs.candidates.empty:
             strategy_names = sorted(set(strategy_names) | set(inputs.candidates.loc[inputs.candidates["case"] == case, "strategy"]))
@@ -142,6 +156,8 @@ def build_summary(
                 "funnel": funnel(inputs, case, name),
                 "tiers": _with_lifts(tier_rates(rows[rows["strategy"] == name], windows), random_rates, base),
             }
+            if name in sun:
+                strategies[name]["sun"] = sun[name]
             if dissimilarity is not None:
                 mask = (dissimilarity["case"] == case) & (dissimilarity["strategy"] == name)
                 strategies[name]["dissimilarity"] = _dissimilarity_stats(dissimilarity.loc[mask, "min_dissimilarity"], cutoff)
@@ -162,6 +178,7 @@ def build_summary(
             "tiers": tiers,
             "tiers_absent": [t for t in TIERS if t not in tiers],
             "strategies": strategies,
+            "hull": inputs.funnels[case]["hull"] if case in inputs.funnels else None,
             "dissimilarity": case_dissimilarity,
         }
         if is_target_case(spec["constraints"]):
@@ -229,6 +246,27 @@ def funnel_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case", "strategy", *FUNNEL_KEYS])
 
 
+#: The columns of the post-relaxation (S.U.N.) table: the funnel's counts, then the rates and RMSD.
+SUN_TABLE_COLUMNS = ("case", "strategy", "n_valid", "n_single_element", "n_relaxed", "n_unique", "n_novel",
+                     "n_stable", "n_stable_strict", "n_sun", "n_sun_on_target", "rate_sun", "rate_sun_on_target",
+                     "ci95_sun_on_target", "lift_over_random", "lift_over_training", "rmsd_median_angstrom",
+                     "n_rmsd_unmatched")
+
+
+def sun_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """One row per case and strategy: what survives relaxation (MatterGen's S.U.N. protocol)."""
+    rows = []
+    for case, entry in summary["cases"].items():
+        for name, strategy in entry["strategies"].items():
+            if "sun" in strategy:
+                block = strategy["sun"]
+                interval = block["ci95_sun_on_target"]
+                rows.append({**{key: block.get(key) for key in SUN_TABLE_COLUMNS}, "case": case, "strategy": name,
+                             "ci95_sun_on_target": None if interval is None
+                             else f"[{interval[0]:.3f}, {interval[1]:.3f}]"})
+    return pd.DataFrame(rows, columns=list(SUN_TABLE_COLUMNS))
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -290,6 +328,14 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         })
     parts.append(_markdown_table(pd.DataFrame(case_rows)))
     parts += ["", "## Funnel", "", _markdown_table(funnel_table(summary))]
+    sun = sun_table(summary)
+    hulls = sorted({entry["hull"] for entry in summary["cases"].values() if entry.get("hull")})
+    parts += ["", "## What survives relaxation (S.U.N.)", "",
+              "Every valid candidate relaxed with the potential, then unique among the relaxed, novel against "
+              "the dataset, stable (E_hull <= 0.1 eV/atom; strict: <= 0) and on target (the potential's E_f in "
+              "the case window); rates over the valid candidates that are not single elements, RMSD decoded -> "
+              "relaxed in Å. Hull: " + ("; ".join(hulls) or "absent") + ".", "",
+              _markdown_table(sun) if len(sun) else "absent (no post-relaxation funnel)"]
     diss = summary["dissimilarity"]
     parts += ["", "## Structural dissimilarity to the training set", ""]
     parts.append(
@@ -308,9 +354,11 @@ def summary_html(summary: dict[str, Any]) -> str:
     )
     rates = rates_table(summary).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
     funnel = funnel_table(summary).to_html(index=False, na_rep="—")
+    sun = sun_table(summary).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
     absent = ", ".join(summary["absent_inputs"]) or "none"
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>icrdesign summary</title>{style}</head><body>"
         f"<h2>Success rates (95% {summary['ci_method'].title()} interval)</h2>{rates}"
-        f"<h2>Funnel</h2>{funnel}<p>Absent inputs: {absent}</p></body></html>\n"
+        f"<h2>Funnel</h2>{funnel}<h2>What survives relaxation (S.U.N.)</h2>{sun}"
+        f"<p>Absent inputs: {absent}</p></body></html>\n"
     )

@@ -34,7 +34,14 @@ from icrdesign.representation.build import structures_from_arrays
 from icrdesign.representation.errors import ERROR_BY_CODE, reason_code
 from icrdesign.representation.fourier import transformed_properties
 from icrdesign.parallel import fork_map, n_workers, shared_zeros
-from icrdesign.representation.parse import ParsedChunk, ParseSettings, lattice_matrices, parse_chunk
+from icrdesign.representation.parse import (
+    LENGTH_RANGE,
+    ParsedChunk,
+    ParseSettings,
+    lattice_matrices,
+    parse_chunk,
+    representable,
+)
 
 CANONICAL_FORMS = ("niggli_primitive", "as_given")
 FORMAT_NAME = "icrdesign.icr"
@@ -43,11 +50,9 @@ FORMAT_VERSION = 1
 SETTING_NAMES = (
     "max_sites", "max_elements", "elements", "fourier", "canonical", "n_reciprocal_points", "occupancy_threshold",
 )
-# Decoded lattice parameters are clipped into these ranges (angstrom, degrees).
-LENGTH_RANGE = (1.0, 200.0)
-ANGLE_RANGE = (20.0, 160.0)
-# Smallest allowed V / (a b c): below it the angles describe no real (or only a flat) cell.
-MIN_VOLUME_FACTOR = 1e-2
+# Decoded angles are clipped into the range any cell's can take (degrees); lengths into
+# parse.LENGTH_RANGE. Which cells are possible (and encodable) is parse.representable's call.
+ANGLE_RANGE = (0.0, 180.0)
 # Structures parsed and assembled per vectorised step (bounds the memory of the intermediates).
 ASSEMBLY_CHUNK = 1024
 MIN_PER_WORKER_AS_GIVEN = 25_000
@@ -278,8 +283,10 @@ class ICR:
         """Decode raw arrays (N, rows, channels) or one (rows, channels) array.
 
         Robust to continuous model outputs: element of a column by argmax over the vocabulary
-        rows, a site exists where its largest occupancy >= occupancy_threshold, lattice
-        parameters clipped to sane ranges, coordinates wrapped into [0, 1).
+        rows, a site exists where its largest occupancy >= occupancy_threshold, lattice lengths
+        clipped to the range the ICR holds and angles to [0, 180], coordinates wrapped into [0, 1).
+        Every cell encoding accepts lies inside those ranges, so an encoded array decodes to its
+        cell exactly (to float32 rounding), whatever its angles.
         """
         array = np.asarray(array)
         if array.ndim == 2:
@@ -304,9 +311,7 @@ class ICR:
         lengths, angles = lattice_block[:, 0, :3], lattice_block[:, 1, :3]
         positive = (lengths > 0).all(axis=1)
         parameters = np.concatenate([np.clip(lengths, *LENGTH_RANGE), np.clip(angles, *ANGLE_RANGE)], axis=1)
-        cosines = np.cos(np.radians(parameters[:, 3:]))
-        volume_factor_sq = 1 - (cosines**2).sum(axis=1) + 2 * cosines.prod(axis=1)
-        possible = volume_factor_sq > MIN_VOLUME_FACTOR**2
+        possible = representable(parameters)
         matrices = lattice_matrices(np.where(possible[:, None], parameters, [1, 1, 1, 90, 90, 90]))
 
         has_sites = present.any(axis=1)

@@ -1,18 +1,23 @@
 """Parsing for encoding: pymatgen Structures -> dense per-batch arrays (checks, canonical form, site order).
 
-Only two steps touch pymatgen objects one structure at a time: ``extract_sites`` (a structure's
-coordinate array and one Python pass over its site compositions) and, for ``niggli_primitive``, the primitive + Niggli
-reduction and canonical origin choice. Every check, wrap, site-to-column link and reciprocal-point
-search runs on whole-batch numpy arrays.
+Only two steps work one structure at a time: ``extract_sites`` (a structure's coordinate array and
+one Python pass over its site compositions) and, for ``niggli_primitive``, ``canonical_sites`` (spglib's
+primitive cell, its Niggli reduction and the canonical basis, hand and origin). Every check, wrap,
+site-to-column link and reciprocal-point search runs on whole-batch numpy arrays.
+
+The cells the ICR holds are those :func:`representable` accepts; encoding refuses every other cell
+and decoding clips into the same set, so whatever a cell's angles, encode -> decode gives it back.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pymatgen.core import Structure
+import spglib
+from pymatgen.core import Lattice, Structure
 
 from icrdesign.representation.errors import (
     CanonicalizationError,
@@ -26,15 +31,28 @@ from icrdesign.representation.errors import (
     UnknownElementError,
 )
 from icrdesign.representation.fourier import batch_nearest_reciprocal_points
+from icrdesign.tolerances import SYMPREC
 
-# Tolerance (angstrom) for finding the primitive cell: small, so near-supercells of random
-# structures are not symmetrised away, while exact conventional cells still reduce.
+# spglib tolerance (angstrom) for finding the primitive cell. Not SYMPREC (0.1): sites merged by a
+# pseudo-translation move by up to half the tolerance, and the round trip (ROUNDTRIP_MATCHER, about
+# 0.03 A for typical cells) must still match; exact conventional cells reduce at any tolerance.
 PRIMITIVE_TOLERANCE = 0.05
-# Coordinates are compared at this resolution when choosing the canonical site order and origin.
-ORDER_DECIMALS = 4
-# A cell whose volume is below this fraction of a*b*c is degenerate (vectors nearly coplanar).
+# Fractional coordinates closer than this count as equal when the canonical form orders sites and
+# chooses its basis and origin: far above floating-point and refinement noise, far below real gaps.
+ORDER_TOLERANCE = 1e-4
+# A wrapped fractional coordinate this close below 1 is the site at 0 (floating-point noise).
+WRAP_EPSILON = 1e-6
+# The cells the ICR holds: lattice lengths (angstrom) in LENGTH_RANGE and a volume of at least
+# MIN_VOLUME_FRACTION * a*b*c (below it the vectors are nearly coplanar). Encoding refuses any other
+# cell and decoding clips model outputs into the same set, so every encoded cell decodes as it was.
+LENGTH_RANGE = (1.0, 200.0)
 MIN_VOLUME_FRACTION = 1e-3
-MIN_LENGTH = 0.1
+# Integer coefficients searched for the lattice vectors of the alternative reduced bases: a
+# Niggli-reduced basis spans every vector about as long as its own with coefficients in [-2, 2].
+BASIS_SEARCH_RANGE = 2
+_BASIS_COEFFICIENTS = np.array(
+    [n for n in itertools.product(range(-BASIS_SEARCH_RANGE, BASIS_SEARCH_RANGE + 1), repeat=3) if any(n)], dtype=np.int64
+)
 # Site keys are owner * Z_KEY + Z; larger than any atomic number.
 Z_KEY = 256
 
@@ -81,7 +99,7 @@ class SiteArrays:
 
 def _wrap(frac: np.ndarray) -> np.ndarray:
     wrapped = np.mod(frac, 1.0)
-    wrapped[wrapped >= 1.0 - 10.0 ** (-ORDER_DECIMALS - 2)] = 0.0  # 0.9999999 is the same site as 0
+    wrapped[wrapped >= 1.0 - WRAP_EPSILON] = 0.0
     return wrapped
 
 
@@ -139,13 +157,17 @@ def check_sites(
         non_finite = bad_coords | ~np.isfinite(sites.matrices).all(axis=(1, 2))
         _reject(reasons, non_finite, lambda i: NonFiniteValueError("lattice or coordinates contain NaN or infinity"))
         matrices = np.where(non_finite[:, None, None], np.eye(3), sites.matrices)
-        lengths = np.linalg.norm(matrices, axis=2)
-        volume = np.abs(np.linalg.det(matrices))
-    degenerate = (lengths.min(axis=1) < MIN_LENGTH) | (volume < MIN_VOLUME_FRACTION * lengths.prod(axis=1))
+        parameters = lattice_parameters(matrices)
+        fraction = volume_fractions(parameters)
+    # Too long a vector is no defect of the crystal: the canonical cell may hold it (checked in dense_chunk).
+    degenerate = (parameters[:, :3].min(axis=1) < LENGTH_RANGE[0]) | ~(fraction >= MIN_VOLUME_FRACTION)
     _reject(
         reasons,
         degenerate,
-        lambda i: DegenerateLatticeError(f"lattice lengths {np.round(lengths[i], 4).tolist()}, volume {volume[i]:.4g}"),
+        lambda i: DegenerateLatticeError(
+            f"lattice lengths {np.round(parameters[i, :3], 4).tolist()}, volume fraction V/abc {fraction[i]:.4g} "
+            f"(needs lengths >= {LENGTH_RANGE[0]} Å and V/abc >= {MIN_VOLUME_FRACTION})"
+        ),
     )
     for i, detail in disordered.items():
         if reasons[i] is None:
@@ -159,39 +181,124 @@ def _unknown_symbols(structure: Structure, settings: ParseSettings) -> list[str]
     return sorted({str(sp) for site in structure for sp in site.species if getattr(sp, "Z", 0) not in settings.vocabulary_z})
 
 
-def _site_order(columns: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    rounded = np.round(frac, ORDER_DECIMALS)
-    return np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], columns))
+def equivalent_bases(matrix: np.ndarray) -> np.ndarray:
+    """Integer matrices S (det +1, identity included) for which S @ ``matrix`` is a basis of the same
+    lattice whose metric tensor matches ``matrix``'s to within SYMPREC.
+
+    For a reduced cell these are the bases a reduction could equally have returned: those related by
+    the lattice's own symmetry (a Niggli cell of a C-centred or pseudo-symmetric lattice has several,
+    and which one pymatgen returns depends on the input cell), and, on a boundary of the Niggli
+    conditions, the variants across it. Two vectors within SYMPREC of each other change a dot
+    product u.v by at most SYMPREC * (|u| + |v|).
+    """
+    metric = matrix @ matrix.T
+    lengths = np.sqrt(np.diag(metric))
+    tolerance = SYMPREC * (lengths[:, None] + lengths[None, :])
+    vectors = _BASIS_COEFFICIENTS @ matrix
+    squared = (vectors * vectors).sum(axis=1)
+    axes = [np.flatnonzero(np.abs(squared - metric[i, i]) <= tolerance[i, i]) for i in range(3)]
+
+    def fits(i: int, j: int) -> np.ndarray:
+        return np.abs(vectors[axes[i]] @ vectors[axes[j]].T - metric[i, j]) <= tolerance[i, j]
+
+    first, second, third = np.nonzero(fits(0, 1)[:, :, None] & fits(0, 2)[:, None, :] & fits(1, 2)[None, :, :])
+    bases = np.stack([_BASIS_COEFFICIENTS[axes[0][first]], _BASIS_COEFFICIENTS[axes[1][second]],
+                      _BASIS_COEFFICIENTS[axes[2][third]]], axis=1)
+    return bases[np.round(np.linalg.det(bases)).astype(np.int64) == 1]
 
 
-def _canonical_origin_and_order(columns: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shift one site of the least frequent element column to the origin, choosing the shift that
-    gives the lexicographically smallest sorted coordinate list; return (coords, order)."""
+def _tolerant_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank of each value along the last axis, where values within ORDER_TOLERANCE of their sorted
+    neighbour share a rank: an order that noise below the tolerance cannot change (rounding to a grid
+    can, for a value next to a grid boundary)."""
+    order = np.argsort(values, axis=-1, kind="stable")
+    steps = np.diff(np.take_along_axis(values, order, axis=-1), axis=-1) > ORDER_TOLERANCE
+    sorted_ranks = np.concatenate([np.zeros(steps.shape[:-1] + (1,), dtype=np.int64), np.cumsum(steps, axis=-1)], axis=-1)
+    ranks = np.empty_like(sorted_ranks)
+    np.put_along_axis(ranks, order, sorted_ranks, axis=-1)
+    return ranks
+
+
+def _smallest_row(keys: np.ndarray) -> int:
+    """Index of the lexicographically smallest row of ``keys``, entries within ORDER_TOLERANCE counting
+    as equal; the first of equal rows."""
+    remaining = np.arange(len(keys))
+    for column in keys.T:
+        values = column[remaining]
+        remaining = remaining[values <= values.min() + ORDER_TOLERANCE]
+        if len(remaining) == 1:
+            break
+    return int(remaining[0])
+
+
+def _canonical_choice(columns: np.ndarray, frac: np.ndarray, bases: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The (basis, hand, origin, site order) whose sorted coordinate list is lexicographically smallest.
+
+    Each candidate re-expresses the sites in one of ``bases`` (integer matrices, rows = new vectors in
+    the old basis), as given or inverted (x -> -x: the mirror image, which StructureMatcher, and so
+    every "same crystal" test of the project, counts as the same crystal), shifts one site of the least
+    frequent element column to the origin and sorts the sites by column, then x, y, z. Coordinates are
+    compared with ORDER_TOLERANCE, so noise does not change the choice; symmetry-equivalent candidates
+    give equal lists, so the choice among them does not matter.
+
+    Returns (index of the chosen basis, the sites' (n, 3) coordinates in that basis, hand and origin
+    in the given site order, and the canonical site order).
+    """
     counts = np.bincount(columns)
-    anchor_column = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
-    best_key: bytes | None = None
-    best: tuple[np.ndarray, np.ndarray] = (frac, _site_order(columns, frac))
-    for anchor in np.flatnonzero(columns == anchor_column):
-        shifted = _wrap(frac - frac[anchor])
-        order = _site_order(columns, shifted)
-        key = np.round(shifted[order], ORDER_DECIMALS).tobytes()
-        if best_key is None or key < best_key:
-            best_key, best = key, (shifted, order)
-    return best
+    anchors = np.flatnonzero(columns == int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max))))
+    # Coordinates in basis S @ M: f @ inv(S); inv(S) is an integer matrix as det(S) = 1.
+    in_basis = np.einsum("nj,bjk->bnk", frac, np.round(np.linalg.inv(bases)))
+    in_basis = _wrap(np.concatenate([in_basis, -in_basis]))  # (2B, n, 3): each basis as given and inverted
+    shifted = _wrap(in_basis[:, None, :, :] - in_basis[:, anchors, None, :])  # (2B, anchors, n, 3)
+    # A coordinate within the tolerance below 1 is the 0 that noise pushed below zero.
+    shifted[shifted > 1.0 - ORDER_TOLERANCE] = 0.0
+    ranks = [_tolerant_ranks(shifted[..., axis]) for axis in range(3)]
+    orders = np.lexsort((ranks[2], ranks[1], ranks[0], np.broadcast_to(columns, shifted.shape[:-1])), axis=-1)
+    sorted_coordinates = np.take_along_axis(shifted, orders[..., None], axis=2).reshape(-1, 3 * len(columns))
+    candidate, anchor = divmod(_smallest_row(sorted_coordinates), len(anchors))
+    return candidate % len(bases), shifted[candidate, anchor], orders[candidate, anchor]
+
+
+def primitive_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lattice matrix, fractional coordinates, atomic numbers) of the structure's primitive cell,
+    found by spglib at PRIMITIVE_TOLERANCE without idealising the positions.
+
+    spglib's pure-translation search compares Cartesian distances, so every cell of one crystal gives
+    the same primitive lattice; pymatgen's ``get_primitive_structure`` can stop at a supercell of it
+    for some cells and not for others (seen for a pseudo-centred Ama2 crystal).
+    """
+    cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+    try:
+        found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=PRIMITIVE_TOLERANCE)
+    except Exception as error:  # spglib raises SpglibError (or returns None, by version) on pathological cells
+        raise CanonicalizationError(f"spglib found no primitive cell: {type(error).__name__}: {error}") from error
+    if found is None:
+        raise CanonicalizationError(f"spglib found no primitive cell: {spglib.get_error_message()}")
+    matrix, frac, numbers = found
+    return np.asarray(matrix, dtype=np.float64), np.asarray(frac, dtype=np.float64), np.asarray(numbers, dtype=np.int64)
 
 
 def canonical_sites(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lattice matrix, fractional coordinates, atomic numbers) of the Niggli-reduced primitive cell,
-    sites ordered by atomic number then coordinates, with the canonical origin."""
+    """(lattice matrix, fractional coordinates, atomic numbers) of the canonical cell: the
+    Niggli-reduced primitive cell in the basis (among :func:`equivalent_bases`), hand and origin (a
+    site of the least frequent element) that give the smallest sorted coordinate list
+    (:func:`_canonical_choice`); sites ordered by atomic number then coordinates.
+
+    Every cell of one crystal (conventional, primitive, supercell, permuted, shifted, any basis, its
+    mirror image) gives the same result up to floating-point noise.
+    """
+    matrix, frac, numbers = primitive_cell(structure)
     try:
-        reduced = structure.get_primitive_structure(tolerance=PRIMITIVE_TOLERANCE).get_reduced_structure("niggli")
-    except Exception as error:  # pymatgen raises assorted errors on pathological cells
-        raise CanonicalizationError(f"{type(error).__name__}: {error}") from error
-    numbers = np.array([site.specie.Z for site in reduced], dtype=np.int64)
+        reduced = Lattice(matrix).get_niggli_reduced_lattice().matrix
+    except ValueError as error:  # "can't find niggli" on pathological cells
+        raise CanonicalizationError(f"Niggli reduction failed: {error}") from error
+    # reduced = S @ matrix with S integer (det 1): the same sites have coordinates frac @ inv(S).
+    to_reduced = np.round(np.linalg.inv(np.round(reduced @ np.linalg.inv(matrix))))
     columns = np.unique(numbers, return_inverse=True)[1].ravel()  # by atomic number, independent of site order
-    frac, order = _canonical_origin_and_order(columns, _wrap(reduced.frac_coords))
-    # Drop the ~1e-16 noise the origin shift leaves, so equivalent inputs give equal arrays.
-    return reduced.lattice.matrix, _wrap(np.round(frac[order], 12)), numbers[order]
+    bases = equivalent_bases(reduced)
+    basis, frac, order = _canonical_choice(columns, _wrap(frac @ to_reduced), bases)
+    # Drop the ~1e-16 noise the basis change and origin shift leave, so equivalent inputs give equal arrays.
+    return bases[basis] @ reduced, _wrap(np.round(frac[order], 12)), numbers[order]
 
 
 def canonicalize(structures: Sequence[object], sites: SiteArrays, reasons: list[str | None]) -> SiteArrays:
@@ -216,8 +323,23 @@ def canonicalize(structures: Sequence[object], sites: SiteArrays, reasons: list[
 
 
 def dense_chunk(sites: SiteArrays, settings: ParseSettings, reasons: list[str | None]) -> ParsedChunk:
-    """Size limits, element columns (first appearance order), wrapping and padding for the whole batch."""
+    """Cell and size limits, element columns (first appearance order), wrapping and padding for the whole batch.
+
+    A left-handed cell (det < 0) is stored as (-a, -b, -c) with coordinates -x: the same lattice
+    parameters and atoms, in the right-handed basis that decoding builds (as given, decoding would
+    return the mirror image).
+    """
     n, max_sites, max_elements = len(sites.n_sites), settings.max_sites, settings.max_elements
+    accepted = np.array([reason is None for reason in reasons], dtype=bool)
+    parameters = np.zeros((n, 6))
+    parameters[accepted] = lattice_parameters(sites.matrices[accepted])
+    # Judged on the float32 values the array will hold, exactly as decoding judges them.
+    stored = parameters.astype(np.float32).astype(np.float64)
+    _reject(reasons, accepted & ~representable(stored), lambda i: DegenerateLatticeError(
+        f"lattice lengths {np.round(parameters[i, :3], 4).tolist()} Å, volume fraction V/abc "
+        f"{volume_fractions(stored[i : i + 1])[0]:.4g}: the ICR holds lengths in {list(LENGTH_RANGE)} Å and V/abc >= "
+        f"{MIN_VOLUME_FRACTION}"
+    ))
     accepted = np.array([reason is None for reason in reasons], dtype=bool)
     _reject(reasons, accepted & (sites.n_sites > max_sites), lambda i: TooManySitesError(f"{sites.n_sites[i]} sites > max_sites {max_sites}"))
     accepted = np.array([reason is None for reason in reasons], dtype=bool)
@@ -251,10 +373,11 @@ def dense_chunk(sites: SiteArrays, settings: ParseSettings, reasons: list[str | 
         g_norm=None,
         reasons=reasons,
     )
-    chunk.frac_coords[site_owner, site_position] = _wrap(sites.frac[keep][filled])
+    handedness = np.where(np.linalg.det(sites.matrices) < 0, -1.0, 1.0)
+    chunk.frac_coords[site_owner, site_position] = _wrap(handedness[site_owner, None] * sites.frac[keep][filled])
     chunk.site_column[site_owner, site_position] = key_column[inverse.ravel()][filled]
     chunk.column_z[key_owner[kept_keys], key_column[kept_keys]] = unique_keys[kept_keys] % Z_KEY
-    chunk.lattice_parameters[accepted] = lattice_parameters(sites.matrices[accepted])
+    chunk.lattice_parameters[accepted] = parameters[accepted]
     k = settings.n_reciprocal_points
     if k is not None:
         chunk.miller = np.zeros((n, k, 3), dtype=np.int64)
@@ -282,6 +405,21 @@ def lattice_parameters(matrices: np.ndarray) -> np.ndarray:
         cosine = (matrices[:, j] * matrices[:, k]).sum(axis=1) / (lengths[:, j] * lengths[:, k])
         angles[:, axis] = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
     return np.concatenate([lengths, angles], axis=1)
+
+
+def volume_fractions(parameters: np.ndarray) -> np.ndarray:
+    """V / (a b c) of (N, 6) lattice parameters (a function of the angles alone); 0 where they describe no cell."""
+    cosines = np.cos(np.radians(parameters[:, 3:6]))
+    squared = 1.0 - (cosines * cosines).sum(axis=1) + 2.0 * cosines.prod(axis=1)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def representable(parameters: np.ndarray) -> np.ndarray:
+    """Bool per row of (N, 6) lattice parameters: a cell the ICR holds (lengths in LENGTH_RANGE,
+    V/abc >= MIN_VOLUME_FRACTION); encoding refuses, and decoding rejects, every other cell."""
+    lengths = parameters[:, :3]
+    in_range = ((lengths >= LENGTH_RANGE[0]) & (lengths <= LENGTH_RANGE[1])).all(axis=1)
+    return in_range & (volume_fractions(parameters) >= MIN_VOLUME_FRACTION)
 
 
 def lattice_matrices(parameters: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from icrdesign.representation.errors import NotAStructureError, reason_code
 from icrdesign.representation.icr import ICR
 from icrdesign.representation.roundtrip import roundtrip_matches
 from icrdesign.representation.scaler import MinMaxScaler
-from icrdesign.split import dataset_split
+from icrdesign.split import dataset_split, given_split
 
 log = logging.getLogger("icrdesign.encode")
 
@@ -68,7 +68,7 @@ def encode_dataset(table: pd.DataFrame, config: dict[str, Any], out_dir: Path, n
 
         batch = icr.encode(structures, n_jobs=n_jobs)
         reasons = [item if isinstance(item, str) else reason for item, reason in zip(parsed, batch.reasons)]
-        split = dataset_split(material_ids, config)
+        split = dataset_split(material_ids, config, given_split(table))
 
         train = batch.mask & (split == "train")
         if not train.any():

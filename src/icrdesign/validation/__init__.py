@@ -2,9 +2,13 @@
 
 Public API::
 
-    select_for_relaxation(candidates) -> list[str]
-    select_for_dft(candidates, dft_settings) -> list[str]
-    validate_mlip(structure, relaxation, out_dir, references_dir) -> (record, task_doc)
+    relaxation_ids(candidates) -> list[str]                       (every valid candidate, baselines included)
+    judge_case(...) -> funnel table                                (unique, novel, stable, S.U.N.; validation.funnel)
+    select_for_dft(funnel, dft_settings) -> list[str]              (S.U.N. on target first, then the baseline's)
+    relax_batch(structures, relaxation) -> [RelaxOutcome]          (batched FIRE, atomate2's path)
+    BatchForceFieldRelaxMaker                                      (the same as an atomate2-style Maker)
+    relax_candidates(structures, relaxation, references_dir, work_dir) -> {id: MlipResult}
+    run_mlip_chunk(rows, case, config, references_dir, chunk_dir)  (one chunk of a case's candidates)
     validate_dft(structure, dft, relaxation, out_dir, references_dir, mlip_references_dir, relax=None)
         -> (record, task documents by role)
     mlip_references(...), dft_references(...)                      (elemental references, cached)
@@ -26,14 +30,18 @@ from icrdesign.validation.export import export_flows
 from icrdesign.validation.gpaw import (GpawErrorHandler, GpawJob, GpawRelaxMaker, GpawRelaxStaticMaker,
                                        GpawStaticMaker)
 from icrdesign.validation.inputs import check_input
-from icrdesign.validation.mlip import mlip_references, validate_mlip
+from icrdesign.validation.batch_relax import relax_batch
+from icrdesign.validation.chunks import relaxation_ids, run_mlip_chunk
+from icrdesign.validation.mlip import BatchForceFieldRelaxMaker, mlip_references, relax_candidates
 from icrdesign.validation.plan import ValidationPlan
 from icrdesign.validation.retry import failed_records, forget_failed
-from icrdesign.validation.selection import select_for_dft, select_for_relaxation
+from icrdesign.validation.funnel import judge_case
+from icrdesign.validation.selection import select_for_dft
 from icrdesign.validation.vasp import write_vasp_inputs
 
 __all__ = [
-    "GpawErrorHandler", "GpawJob", "GpawRelaxMaker", "GpawRelaxStaticMaker", "GpawStaticMaker", "ValidationPlan",
+    "BatchForceFieldRelaxMaker", "GpawErrorHandler", "GpawJob", "GpawRelaxMaker", "GpawRelaxStaticMaker", "GpawStaticMaker", "ValidationPlan",
     "check_input", "dft_flow", "dft_references", "export_flows", "failed_records", "forget_failed", "mlip_references",
-    "select_for_dft", "select_for_relaxation", "validate_dft", "validate_mlip", "write_vasp_inputs",
+    "judge_case", "relax_batch", "relax_candidates", "relaxation_ids", "run_mlip_chunk", "select_for_dft", "validate_dft",
+    "write_vasp_inputs",
 ]

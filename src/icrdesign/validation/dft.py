@@ -1,7 +1,9 @@
 """Tier 2: DFT through atomate2 (GPAW here, VASP on clusters): relax (optional), symmetrise, static.
 
-Formation energies are taken against elemental references computed with identical settings, cached
-per engine and settings (:func:`dft_reference_settings`); the band gap comes from the static. Takes
+Formation energies are on the Materials Project's scale: the static's energy with MP2020's corrections
+at the U values the calculation used (:mod:`icrdesign.validation.mp_scale`), against elemental
+references computed with identical settings, cached per engine and settings
+(:func:`dft_reference_settings`); the band gap comes from the static. Takes
 the config's ``dft`` section, and its ``relaxation`` section for what DFT shares with the MLIP tier:
 the gaseous references' box, the MLIP relaxation that prototype references start from, the job store.
 """
@@ -20,33 +22,38 @@ from icrdesign.artefacts.validation import DFT, REFERENCES_WORK_FOLDER, STATUS_F
 from icrdesign.validation.flows import job_error, recorded_failures, run_flow
 from icrdesign.validation.gpaw import GpawRelaxMaker, GpawRelaxStaticMaker, GpawStaticMaker, calculator_settings
 from icrdesign.validation.mlip import mlip_reference_settings, mlip_references
+from icrdesign.validation.mp_scale import corrections_summary, mp2020_task_entry
 from icrdesign.validation.references import cached_references, formation_energy_per_atom, reference_candidates
 
 #: GPAW settings that say how a calculation is parallelised, not what it computes.
 PARALLEL_SETTINGS: Final[frozenset[str]] = frozenset({"mpi_procs"})
 
 
-def gpaw_maker(dft: dict[str, Any], relax: bool, molecule: bool = False) -> GpawRelaxStaticMaker:
-    """The GPAW relax-and-static maker for the config's ``dft`` section (walltime = ``dft.runtime``)."""
+def gpaw_maker(dft: dict[str, Any], relax: bool, molecule: bool = False, band_gap: bool = True) -> GpawRelaxStaticMaker:
+    """The GPAW relax-and-static maker for the config's ``dft`` section (walltime = ``dft.runtime``);
+    without ``band_gap`` the static skips the band gap's non-self-consistent calculations."""
     gpaw = dft["gpaw"]
     common = {"calculator_kwargs": {**calculator_settings(gpaw), **({"molecule": True} if molecule else {})},
               "max_corrections": int(dft["max_corrections"]), "mpi_procs": int(gpaw["mpi_procs"]),
               "walltime_s": 60.0 * float(dft["runtime"])}
     relax_maker = (GpawRelaxMaker(steps=int(gpaw["relax_steps"]), relax_kwargs={"fmax": float(gpaw["fmax"])}, **common)
                    if relax else None)
-    return GpawRelaxStaticMaker(relax_maker=relax_maker, static_maker=GpawStaticMaker(**common))
+    static_maker = (GpawStaticMaker(**common) if band_gap
+                    else GpawStaticMaker(band_gap_kpoint_density=None, band_gap_line_density=None, **common))
+    return GpawRelaxStaticMaker(relax_maker=relax_maker, static_maker=static_maker)
 
 
-def dft_flow(structure: Structure, dft: dict[str, Any], relax: bool, molecule: bool = False) -> Flow:
+def dft_flow(structure: Structure, dft: dict[str, Any], relax: bool, molecule: bool = False,
+             band_gap: bool = True) -> Flow:
     """The engine's relax-and-static flow (the static alone when not ``relax``); its output is the
-    static's task document."""
+    static's task document (GPAW: with the band gap as MP computes it unless not ``band_gap``)."""
     if dft["engine"] == "vasp":
         from icrdesign.validation.vasp import vasp_maker
 
         made = vasp_maker(relax).make(structure)
         # atomate2's VASP static maker makes a Job: wrap it so that every flow's output is the static's.
         return made if isinstance(made, Flow) else Flow([made], output=made.output, name=made.name)
-    return gpaw_maker(dft, relax, molecule).make(structure)
+    return gpaw_maker(dft, relax, molecule, band_gap).make(structure)
 
 
 def task_documents(flow: Flow, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +74,10 @@ def task_documents(flow: Flow, outputs: dict[str, Any]) -> dict[str, Any]:
 
 def dft_reference_settings(dft: dict[str, Any], relaxation: dict[str, Any]) -> dict[str, Any]:
     """The settings that change a DFT reference's energy: the engine's calculation settings (not their
-    parallelisation), whether references relax, the gaseous references' box, and the MLIP relaxation
-    prototype references start from."""
-    calculation = ({key: value for key, value in dft["gpaw"].items() if key not in PARALLEL_SETTINGS}
+    parallelisation) with the MP-scale settings of its makers (initial moments, U values), whether
+    references relax, the gaseous references' box, and the MLIP relaxation prototype references start from."""
+    calculation = ({**{key: value for key, value in dft["gpaw"].items() if key not in PARALLEL_SETTINGS},
+                    **gpaw_maker(dft, relax=False).static_maker.scale_settings()}
                    if dft["engine"] == "gpaw" else {})
     return {"engine": dft["engine"], **calculation, "relax": bool(dft["relax"]),
             "molecule_box": float(relaxation["molecule_box"]), "prototype_start": mlip_reference_settings(relaxation)}
@@ -107,7 +115,8 @@ def dft_references(elements: list[str], dft: dict[str, Any], relaxation: dict[st
             prototype = mlip_references([element], relaxation, mlip_cache_dir, work_dir / element / "mlip_start")
             start = Structure.from_dict(prototype[element]["structure"])
         molecule = kind == "molecule"
-        flow = dft_flow(start, dft, relax=bool(dft["relax"]) and not molecule, molecule=molecule)
+        # A reference's band gap is never reported: its static skips the gap's extra calculations.
+        flow = dft_flow(start, dft, relax=bool(dft["relax"]) and not molecule, molecule=molecule, band_gap=False)
         element_dir = work_dir / element / "dft"
         static = task_documents(flow, run_flow(flow, element_dir, relaxation.get("store_uri"))).get("static")
         if static is None:
@@ -151,11 +160,14 @@ def validate_dft(structure: Structure, dft: dict[str, Any], relaxation: dict[str
             composition = static.structure.composition
             corrections = ([c for doc in task_docs.values() for c in doc.entry.data.get("corrections", [])]
                            if dft["engine"] == "gpaw" else [])
+            corrected = mp2020_task_entry(static)
             references = dft_references([el.symbol for el in composition], dft, relaxation, references_dir,
                                         mlip_references_dir, out_dir / REFERENCES_WORK_FOLDER)
             row.update(energy_per_atom=energy / len(static.structure), band_gap=_band_gap(static), status=STATUS_OK,
-                       formation_energy_per_atom=formation_energy_per_atom(composition, energy, references),
-                       corrections="; ".join(f"{c['error']}->{c['changes']}" for c in corrections))
+                       formation_energy_per_atom=formation_energy_per_atom(composition, corrected.energy, references),
+                       corrections="; ".join([*filter(None, [corrections_summary(corrected)]),
+                                              *(f"{c['error']}->{c['changes']}" for c in corrections)]),
+                       band_gap_kset=static.entry.data.get("band_gap_kset", "") if static.entry else "")
     except Exception as error:  # noqa: BLE001 - a failed candidate is recorded, the others go on
         row["reason"] = f"{type(error).__name__}: {error}"[:500]
     row["wall_s"] = time.perf_counter() - start

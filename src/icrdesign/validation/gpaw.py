@@ -7,6 +7,14 @@ mixing, then wider smearing, then a longer mixing history; every correction is r
 result is an atomate2 ``AseStructureTaskDoc`` whose ``entry.data`` carries the band gap and the corrections.
 A static is the same maker with one step and a fixed cell (``GpawStaticMaker``);
 ``GpawRelaxStaticMaker`` chains relax -> symmetrise -> static into one Flow.
+
+Calculations are set up as the Materials Project's (:mod:`icrdesign.validation.mp_scale`): MP's initial
+moments, and MP's U values on the d states of oxides and fluorides (GPAW's ``setups={'Ni': ':d,6.2'}``,
+Dudarev's U_eff); the task document's ``entry.parameters`` say which (``run_type``, ``is_hubbard``,
+``hubbards``), as a VASP task document's do, so MP2020 corrects both alike. A static of a non-metal takes
+its band gap as MP does, from non-self-consistent calculations on its density: a denser uniform grid
+and MP's high-symmetry line path; the smallest gap wins (a grid only ever misses band edges) and
+``entry.data['band_gap_kset']`` says which k-set gave it.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import numpy as np
 from atomate2.ase.jobs import AseRelaxMaker
 from atomate2.ase.schemas import AseResult, AseStructureTaskDoc, AseTaskDoc
 from custodian.custodian import Custodian, CustodianError, ErrorHandler, Job as CustodianJob
@@ -31,7 +41,9 @@ from pymatgen.entries.computed_entries import ComputedEntry
 
 from icrdesign.io import write_json
 from icrdesign.tolerances import RELAXED_SYMPREC, SYMPREC
-from icrdesign.validation.gpaw_worker import INPUT_FILE, RESULT_FILE, STATUS_FILE
+from icrdesign.validation.gpaw_worker import INPUT_FILE, KSET_LINE, KSET_UNIFORM, RESULT_FILE, STATUS_FILE, grid_kpts
+from icrdesign.validation.mp_scale import (RUN_TYPE_GGA, RUN_TYPE_GGA_U, hubbard_orbital, initial_magmoms,
+                                           mp_hubbard_table, mp_hubbards, mp_magmoms)
 
 CORRECTIONS_FILE = "gpaw_corrections.json"
 FAILURE_FILE = "calculation_failure.json"
@@ -39,9 +51,14 @@ WORKER_MODULE = "icrdesign.validation.gpaw_worker"
 #: The calculator name the task documents record (what a GPAW calculator's ``name`` says).
 GPAW_CALCULATOR_NAME = "gpaw"
 
-# Initial ferromagnetic moments (mu_B) for elements whose ground state is magnetic; everything else
-# starts non-magnetic and runs spin-paired, which halves the cost.
-INITIAL_MAGMOMS: dict[str, float] = {"V": 2.0, "Cr": 3.0, "Mn": 5.0, "Fe": 4.0, "Co": 3.0, "Ni": 2.0}
+#: The high-symmetry path convention of MP's band structures.
+KPATH_TYPE: Final[str] = "setyawan_curtarolo"
+# How far a cell may be from the standard primitive cell of its space group (relative lengths,
+# degrees) for the path to be mapped onto it: a symmetrised relaxed cell is within both.
+KPATH_LENGTH_TOL: Final[float] = 0.05
+KPATH_ANGLE_TOL: Final[float] = 2.0
+#: GPAW's DFT+U ``scale`` flag: 0 counts d occupations inside the PAW sphere as VASP does (see hubbard_setups).
+HUBBARD_SCALE: Final[int] = 0
 # GPAW's own default density mixer for periodic systems.
 DEFAULT_MIXER: dict[str, float] = {"beta": 0.05, "nmaxold": 5, "weight": 50.0}
 
@@ -78,11 +95,41 @@ def kpoint_grid(structure: Structure, density: float, molecule: bool = False) ->
     return [int(n) for n in kptdensity2monkhorstpack(AseAtomsAdaptor.get_atoms(structure), density, even=False)]
 
 
-def initial_magmoms(structure: Structure) -> list[float]:
-    """Site magnetic moments: the structure's ``magmom`` site property, else ``INITIAL_MAGMOMS``."""
-    if "magmom" in structure.site_properties:
-        return [float(m) for m in structure.site_properties["magmom"]]
-    return [INITIAL_MAGMOMS.get(site.specie.symbol, 0.0) for site in structure]
+def line_kpoints(structure: Structure, line_density: float) -> list[list[float]] | None:
+    """MP's high-symmetry path (Setyawan-Curtarolo, ``line_density`` points per reciprocal angstrom) in
+    fractional coordinates of ``structure``'s reciprocal lattice, or None where the cell has none.
+
+    The path is defined on the standard primitive cell, which may be rotated against ``structure``:
+    the k-points are turned with the rotation that aligns the two lattices (a supercell samples the
+    same k-points, folded).
+    """
+    from pymatgen.symmetry.bandstructure import HighSymmKpath
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input structure does not match the standard primitive": mapped below
+        kpath = HighSymmKpath(structure, path_type=KPATH_TYPE)
+    if kpath.kpath is None:
+        return None
+    mapping = structure.get_primitive_structure().lattice.find_mapping(kpath.prim.lattice, ltol=KPATH_LENGTH_TOL,
+                                                                        atol=KPATH_ANGLE_TOL)
+    if mapping is None:
+        return None
+    _, rotation, _ = mapping
+    cartesian, _ = kpath.get_kpoints(line_density=line_density, coords_are_cartesian=True)
+    fractional = structure.lattice.reciprocal_lattice.get_fractional_coords(np.asarray(cartesian) @ rotation.T)
+    return np.round(fractional, 10).tolist()
+
+
+def hubbard_setups(structure: Structure, hubbards: dict[str, float]) -> dict[str, str]:
+    """GPAW ``setups`` putting each U (eV) on MP's orbital: {'Ni': ':d,6.2,0'} (GPAW's DFT+U is Dudarev's).
+
+    The trailing 0 counts the d occupations inside the PAW sphere, unnormalised, as VASP does; GPAW's
+    default renormalises them to the whole atomic orbital, which lowers the U energy of NiO by 1.29 eV
+    per Ni (400 eV, FM, a = 4.177 A) and puts NiO 0.44 eV/atom below experiment after MP2020, whose
+    GGA/GGA+U mixing correction is fitted to VASP's U energies.
+    """
+    return {symbol: f":{hubbard_orbital(structure.composition, symbol)},{u:g},{HUBBARD_SCALE}"
+            for symbol, u in sorted(hubbards.items())}
 
 
 def worker_command(mpi_procs: int) -> list[str]:
@@ -233,7 +280,7 @@ def run_gpaw_custodian(structure: Structure, spec: dict[str, Any], directory: Pa
                                               "corrections": corrections})
         raise failure from error
     result = loadfn(directory / RESULT_FILE)
-    data = {key: result[key] for key in ("band_gap", "scf_iterations", "calc_seconds")}
+    data = {key: result[key] for key in ("band_gap", "band_gap_kset", "band_gaps", "scf_iterations", "calc_seconds")}
     return result["ase_result"], {**data, "corrections": _read_json(directory / CORRECTIONS_FILE) or []}
 
 
@@ -252,42 +299,88 @@ class GpawRelaxMaker(AseRelaxMaker):
     max_corrections: int = 3
     mpi_procs: int = 1
     walltime_s: float = 3600.0
+    #: MP's U values (``mp_scale.mp_hubbards``) on the d states of oxides and fluorides.
+    mp_hubbard_u: bool = True
+    #: Band gap from a non-self-consistent uniform grid of this density (k-points per reciprocal
+    #: angstrom, at least the calculation's own) and from MP's line path with this many points per
+    #: reciprocal angstrom; None: not computed. Statics only: a relaxation's gap is not reported.
+    band_gap_kpoint_density: float | None = None
+    band_gap_line_density: float | None = None
+
+    def hubbards(self, structure: Structure) -> dict[str, float]:
+        """The U values (eV) this maker applies to ``structure``."""
+        return mp_hubbards(structure.composition) if self.mp_hubbard_u else {}
+
+    def scale_settings(self) -> dict[str, Any]:
+        """The settings besides ``calculator_kwargs`` that change an energy (they key a reference cache)."""
+        return {"initial_magmoms": mp_magmoms(),
+                "hubbard_u": {**mp_hubbard_table(), "scale": HUBBARD_SCALE} if self.mp_hubbard_u else None}
+
+    def band_gap_kpoints(self, structure: Structure, density: float, molecule: bool) -> dict[str, Any]:
+        """The non-self-consistent k-sets of the band gap: {'uniform': grid, 'line': k-points} (those set)."""
+        if molecule:
+            return {}
+        ksets: dict[str, Any] = {}
+        if self.band_gap_kpoint_density is not None:
+            ksets[KSET_UNIFORM] = grid_kpts(kpoint_grid(structure, max(float(self.band_gap_kpoint_density), density)))
+        if self.band_gap_line_density is not None:
+            path = line_kpoints(structure, float(self.band_gap_line_density))
+            if path is not None:
+                ksets[KSET_LINE] = path
+        return ksets
 
     def calculation_spec(self, structure: Structure) -> dict[str, Any]:
-        """The worker's input besides the structure: calculator, initial moments, relaxation settings."""
+        """The worker's input besides the structure: calculator (with MP's U values as GPAW setups),
+        initial moments, relaxation settings and the band gap's k-sets."""
         settings = dict(self.calculator_kwargs)
         molecule = bool(settings.pop("molecule", False))
+        hubbards = self.hubbards(structure)
+        setups = hubbard_setups(structure, hubbards)
         return {
-            "calculator": {**settings, "kpts": kpoint_grid(structure, settings["kpoint_density"], molecule)},
+            "calculator": {**settings, "kpts": kpoint_grid(structure, settings["kpoint_density"], molecule),
+                           **({"setups": setups} if setups else {})},
             "magmoms": initial_magmoms(structure),
-            "relax_cell": self.relax_cell and not molecule,
+            # GPAW's stress does not follow its DFT+U energy (NiO, 300 eV, U(Ni) = 6.2: 3*V*sigma = 49.6 eV
+            # against a finite-difference dE/d(strain) of -2.2 eV; a cell relaxation raised the energy at
+            # every step): with a U the cell keeps its shape and volume and only the positions relax.
+            "relax_cell": self.relax_cell and not molecule and not hubbards,
             "steps": self.steps,
             "fmax": float(self.relax_kwargs.get("fmax", 0.05)),
             "walltime_s": self.walltime_s,
+            "band_gap_kpts": self.band_gap_kpoints(structure, float(settings["kpoint_density"]), molecule),
         }
 
     @job(data=["trajectory"])
     def make(self, structure: Structure, prev_dir: str | Path | None = None) -> AseStructureTaskDoc:
         """Run the calculation in the job's folder; the task document's ``entry.data`` holds band_gap,
-        scf_iterations, calc_seconds (time inside GPAW) and corrections. ``prev_dir`` is unused (atomate2's
-        maker signature)."""
-        result, data = run_gpaw_custodian(structure, self.calculation_spec(structure), Path.cwd(),
-                                          self.max_corrections, self.mpi_procs)
+        band_gap_kset, band_gaps (per k-set), scf_iterations, calc_seconds (time inside GPAW) and
+        corrections; ``entry.parameters`` the settings, ``run_type``, ``is_hubbard`` and ``hubbards``.
+        ``prev_dir`` is unused (atomate2's maker signature)."""
+        hubbards = self.hubbards(structure)
+        spec = self.calculation_spec(structure)
+        result, data = run_gpaw_custodian(structure, spec, Path.cwd(), self.max_corrections, self.mpi_procs)
         task_doc = AseTaskDoc.to_mol_or_struct_metadata_doc(
-            GPAW_CALCULATOR_NAME, result, self.steps, relax_kwargs=self.relax_kwargs, relax_cell=self.relax_cell,
+            GPAW_CALCULATOR_NAME, result, self.steps, relax_kwargs=self.relax_kwargs, relax_cell=spec["relax_cell"],
             ionic_step_data=self.ionic_step_data, store_trajectory=self.store_trajectory, tags=self.tags)
         task_doc.entry = ComputedEntry(task_doc.structure.composition, task_doc.output.energy,
-                                       parameters={"engine": "gpaw", **self.calculator_kwargs}, data=data)
+                                       parameters={"engine": "gpaw", **self.calculator_kwargs,
+                                                   "run_type": RUN_TYPE_GGA_U if hubbards else RUN_TYPE_GGA,
+                                                   "is_hubbard": bool(hubbards), "hubbards": hubbards},
+                                       data=data)
         return task_doc
 
 
 @dataclass
 class GpawStaticMaker(GpawRelaxMaker):
-    """Single point (one step, fixed cell) with GPAW; its band gap is the reported one."""
+    """Single point (one step, fixed cell) with GPAW; its band gap is the reported one, taken as MP takes
+    it: non-self-consistently on twice the default grid density and along MP's line path (its
+    ``line_density`` of 20 per reciprocal angstrom)."""
 
     name: str = "GPAW static"
     steps: int = 1
     relax_cell: bool = False
+    band_gap_kpoint_density: float | None = 5.0
+    band_gap_line_density: float | None = 20.0
 
 
 @job

@@ -1,10 +1,8 @@
-"""What the validation rules ask of the library: which candidates each tier takes, which elemental
-references it needs, where every file lies, and how long a references job may run.
+"""What the validation rules ask of the library: which candidates each job of a tier takes, which
+elemental references a tier needs, where every file lies, and how long a job may run.
 
 The rule files only wire: they build one :class:`ValidationPlan` and call its methods from input
-functions and parameters. ``candidates_table(case)`` gives the path of a case's candidates.csv; in
-the workflow it waits for the sampling checkpoint, so a plan is only asked about candidates once
-they exist.
+functions and parameters.
 """
 
 from __future__ import annotations
@@ -15,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pymatgen.core import Composition
 
 from icrdesign.artefacts.candidates import read_candidates
-from icrdesign.artefacts.validation import DFT, MLIP, TABLE_FILE, TIERS, record_path
+from icrdesign.artefacts.validation import (DFT, HULL_CACHE_FOLDER, HULL_FILE, MLIP, TABLE_FILE, TIERS, chunk_dir,
+                                            chunk_index_path)
+from icrdesign.validation.chunks import mlip_chunks
 from icrdesign.validation.dft import dft_reference_settings
+from icrdesign.validation.funnel import FUNNEL_SUMMARY, read_funnel
 from icrdesign.validation.mlip import mlip_reference_settings
 from icrdesign.validation.references import REFERENCES_FOLDER, WORK_FOLDER, cache_name, index_path
-from icrdesign.validation.selection import select_for_tier
+from icrdesign.validation.selection import dft_batches
 
 
 def reference_settings(config: Mapping[str, Any], tier: str) -> dict[str, Any]:
@@ -37,11 +37,16 @@ def reference_settings(config: Mapping[str, Any], tier: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ValidationPlan:
-    """The validation tiers of one workflow run: a config, its validation folder and the candidates."""
+    """The validation tiers of one workflow run: a config, its validation folder, the candidates and funnels.
+
+    ``candidates_table(case)`` and ``funnel_table(case)`` give the paths of a case's candidates.csv and
+    funnel.csv; in the workflow they wait for the sampling and funnel checkpoints.
+    """
 
     config: Mapping[str, Any]
     validation_dir: Path
     candidates_table: Callable[[str], str | os.PathLike[str]]
+    funnel_table: Callable[[str], str | os.PathLike[str]]
 
     @property
     def cases(self) -> list[str]:
@@ -51,23 +56,54 @@ class ValidationPlan:
         """Every case's candidates.csv."""
         return [str(self.candidates_table(case)) for case in self.cases]
 
-    def selected(self, case: str, tier: str) -> pd.DataFrame:
-        """The rows of the candidates of ``case`` that ``tier`` validates."""
-        candidates = read_candidates(self.candidates_table(case))
-        return candidates[candidates["id"].isin(select_for_tier(candidates, self.config, tier))]
+    def chunks(self, case: str, tier: str) -> list[list[str]]:
+        """The candidate ids of each job of ``tier`` in ``case``."""
+        if tier == MLIP:
+            return mlip_chunks(read_candidates(self.candidates_table(case)), self.config["relaxation"])
+        if tier == DFT:
+            return dft_batches(read_funnel(self.funnel_table(case)), self.config["dft"])
+        raise ValueError(f"unknown validation tier {tier!r}")
+
+    def chunk_dirs(self, case: str, tier: str) -> list[str]:
+        return [str(chunk_dir(self.validation_dir, case, tier, k)) for k in range(len(self.chunks(case, tier)))]
+
+    def chunk_indexes(self, case: str, tier: str) -> list[str]:
+        return [str(chunk_index_path(self.validation_dir, case, tier, k))
+                for k in range(len(self.chunks(case, tier)))]
+
+    def funnel_dir(self, case: str) -> str:
+        return str(self.validation_dir / case)
+
+    def funnel_summaries(self) -> list[str]:
+        return [str(Path(self.funnel_dir(case)) / FUNNEL_SUMMARY) for case in self.cases]
+
+    def hull_path(self) -> str:
+        return str(self.validation_dir / HULL_FILE)
+
+    def hull_cache(self) -> str:
+        return str(self.validation_dir / HULL_CACHE_FOLDER)
 
     def result_paths(self) -> list[str]:
-        """Every record the run produces: mlip.json of each relaxed candidate, dft.json of each DFT one."""
-        return [str(record_path(self.validation_dir, case, candidate_id, tier))
-                for case in self.cases for tier in TIERS for candidate_id in self.selected(case, tier)["id"]]
+        """What a run produces: every chunk's index of both tiers and every case's funnel."""
+        return [*(path for case in self.cases for tier in TIERS for path in self.chunk_indexes(case, tier)),
+                *self.funnel_summaries()]
+
+    def table_inputs(self) -> list[str]:
+        """What validation.csv reads: every chunk's folder and index, both tiers."""
+        return [path for case in self.cases for tier in TIERS
+                for path in (*self.chunk_dirs(case, tier), *self.chunk_indexes(case, tier))]
 
     def table_path(self) -> str:
         return str(self.validation_dir / TABLE_FILE)
 
     def reference_elements(self, tier: str) -> list[str]:
-        """Every element of the candidates ``tier`` validates, over all cases."""
-        return sorted({element.symbol for case in self.cases for formula in self.selected(case, tier)["formula"]
-                       for element in Composition(formula).elements})
+        """Every element of the candidates ``tier`` computes, over all cases."""
+        formulas: list[str] = []
+        for case in self.cases:
+            candidates = read_candidates(self.candidates_table(case))
+            ids = {candidate for chunk in self.chunks(case, tier) for candidate in chunk}
+            formulas += candidates.loc[candidates["id"].isin(ids), "formula"].tolist()
+        return sorted({element.symbol for formula in formulas for element in Composition(formula).elements})
 
     def reference_dir(self, tier: str) -> str:
         """The reference cache of the tier's engine and settings."""
@@ -83,3 +119,7 @@ class ValidationPlan:
     def dft_references_runtime(self) -> int:
         """Minutes for the DFT references job (every element of the DFT tier is a DFT calculation)."""
         return int(self.config["dft"]["runtime"]) * max(1, len(self.reference_elements(DFT)))
+
+    def dft_runtime(self, case: str, batch: int) -> int:
+        """Minutes for one DFT job: ``dft.runtime`` per candidate of the batch."""
+        return int(self.config["dft"]["runtime"]) * max(1, len(self.chunks(case, DFT)[batch]))

@@ -1,57 +1,64 @@
-"""Which sampled candidates each validation tier takes.
+"""Which candidates the DFT tier takes: where DFT tells something.
 
-The tables are candidates.csv as :func:`icrdesign.artefacts.candidates.read_candidates` reads it:
-flags as booleans, ``cif`` empty where a candidate has no CIF.
+Per case, from the post-relaxation funnel (:mod:`icrdesign.validation.funnel`): the designed
+strategies' candidates ranked S.U.N. and on target first, then S.U.N., then on target, then the other
+relaxed ones; within a rank the strategies take turns and the smallest cells (cheapest) go first. Up to
+``dft.max_candidates_per_case`` of them, plus ``dft.baseline_candidates_per_case`` relaxed candidates
+of the random baseline, so that DFT has its own baseline. Candidates with more than ``dft.max_sites``
+sites or an element of ``dft.exclude_elements`` are never sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import zip_longest
 from typing import Any
 
 import pandas as pd
 from pymatgen.core import Composition
 
-from icrdesign.artefacts.validation import DFT, MLIP
+from icrdesign.cases import RANDOM_BASELINE
+from icrdesign.validation.chunks import split_chunks
+
+#: The ranks of relaxed designed candidates, best first (a candidate takes the first it meets).
+DFT_RANKS: tuple[str, ...] = ("sun_on_target", "sun", "on_target", "relaxed")
 
 
-def select_for_relaxation(candidates: pd.DataFrame, max_candidates: int | None = None) -> list[str]:
-    """Ids of the valid, unique, novel candidates with a CIF, baseline strategies excluded.
-
-    The random baselines (``baseline`` column: prior draws and perturbed random training crystals)
-    measure chance; they are not design output and are not validated. With ``max_candidates`` set,
-    surrogate-confirmed candidates go first, then the smallest cells (cheapest to validate).
-    """
-    if candidates.empty:
-        return []
-    keep = (candidates["valid"] & candidates["unique"] & candidates["novel"] & ~candidates["baseline"]
-            & (candidates["cif"] != ""))
-    chosen = candidates.loc[keep]
-    if max_candidates is not None and len(chosen) > max_candidates:
-        ranked = chosen.sort_values(["surrogate_success", "nsites", "id"], ascending=[False, True, True], kind="stable")
-        chosen = chosen.loc[sorted(ranked.index[:max_candidates])]
-    return chosen["id"].tolist()
-
-
-def select_for_dft(candidates: pd.DataFrame, dft_settings: Mapping[str, Any],
-                   max_relaxed: int | None = None) -> list[str]:
-    """The ``max_candidates_per_case`` smallest relaxation candidates with at most ``max_sites`` sites
-    and none of ``exclude_elements``."""
-    chosen = candidates[candidates["id"].isin(select_for_relaxation(candidates, max_relaxed))]
-    chosen = chosen[chosen["nsites"] <= int(dft_settings["max_sites"])]
-    excluded = set(dft_settings.get("exclude_elements", []))
-    if excluded:
+def _sendable(funnel: pd.DataFrame, dft: Mapping[str, Any]) -> pd.DataFrame:
+    chosen = funnel[funnel["relaxed"] & (funnel["nsites"] <= int(dft["max_sites"]))]
+    excluded = set(dft.get("exclude_elements", []))
+    if excluded and len(chosen):
         elements = chosen["formula"].map(lambda formula: {el.symbol for el in Composition(formula)})
         chosen = chosen[[not (found & excluded) for found in elements]]
-    chosen = chosen.sort_values(["nsites", "id"], kind="stable")
-    return chosen["id"].head(int(dft_settings["max_candidates_per_case"])).tolist()
+    return chosen
 
 
-def select_for_tier(candidates: pd.DataFrame, config: Mapping[str, Any], tier: str) -> list[str]:
-    """The ids one tier (``mlip`` or ``dft``) validates, with the config's caps and filters."""
-    max_relaxed = config["relaxation"]["max_candidates_per_case"]
-    if tier == MLIP:
-        return select_for_relaxation(candidates, max_relaxed)
-    if tier == DFT:
-        return select_for_dft(candidates, config["dft"], max_relaxed)
-    raise ValueError(f"unknown validation tier {tier!r}")
+def _rank(row: pd.Series) -> int:
+    return next(position for position, column in enumerate(DFT_RANKS) if bool(row[column]))
+
+
+def _interleaved(frame: pd.DataFrame) -> list[str]:
+    """Ids rank by rank; within a rank the strategies take turns, each smallest cell first."""
+    ordered: list[str] = []
+    for _, rank in frame.groupby("rank", sort=True):
+        queues = [group.sort_values(["nsites", "candidate_id"], kind="stable")["candidate_id"].tolist()
+                  for _, group in rank.groupby("strategy", sort=True)]
+        ordered += [candidate for turn in zip_longest(*queues) for candidate in turn if candidate is not None]
+    return ordered
+
+
+def select_for_dft(funnel: pd.DataFrame, dft: Mapping[str, Any]) -> list[str]:
+    """The ids of one case's DFT candidates: the designed ones in rank order, then the baseline's."""
+    sendable = _sendable(funnel, dft)
+    if sendable.empty:
+        return []
+    sendable = sendable.assign(rank=sendable.apply(_rank, axis=1))
+    designed = _interleaved(sendable[~sendable["baseline"]])[:int(dft["max_candidates_per_case"])]
+    baseline = _interleaved(sendable[sendable["strategy"] == RANDOM_BASELINE])[
+        :int(dft["baseline_candidates_per_case"])]
+    return designed + baseline
+
+
+def dft_batches(funnel: pd.DataFrame, dft: Mapping[str, Any]) -> list[list[str]]:
+    """The DFT jobs of one case: ``dft.candidates_per_job`` candidates each (None: one job)."""
+    return split_chunks(select_for_dft(funnel, dft), dft["candidates_per_job"])

@@ -1,0 +1,145 @@
+"""The DFT tier's energy scale against experiment: formation enthalpies of simple compounds.
+
+pymatgen ships the experimental formation enthalpies that MP2020's corrections were fitted to
+(``pymatgen/analysis/compatibility/exp_compounds.json.gz``: formula, enthalpy in eV per formula unit,
+uncertainty, MP id). Each compound here is built from its prototype with a literature lattice constant,
+relaxed and computed by the DFT tier exactly as a candidate is (:func:`icrdesign.validation.validate_dft`:
+MP's U values and moments, MP2020 corrections, elemental references with the same settings), and its
+formation energy per atom is compared with experiment.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+from pymatgen.core import Composition, Lattice, Structure
+from tqdm import tqdm
+
+from icrdesign.artefacts.validation import STATUS_OK
+from icrdesign.errors import InputError
+
+#: Where pymatgen keeps the experimental enthalpies (relative to its package folder).
+EXPERIMENT_FILE: Final[str] = "analysis/compatibility/exp_compounds.json.gz"
+#: The check's target: mean absolute error of the formation energy against experiment (eV/atom).
+TARGET_MAE: Final[float] = 0.10
+
+
+@dataclass(frozen=True)
+class Prototype:
+    """A compound built from its prototype: space group, conventional lattice (a, or a and c for a
+    hexagonal or tetragonal cell, angstrom, at room temperature) and Wyckoff sites."""
+
+    formula: str
+    prototype: str
+    spacegroup: str
+    lattice: tuple[float, ...]
+    species: tuple[str, ...]
+    coords: tuple[tuple[float, float, float], ...]
+
+    def structure(self) -> Structure:
+        """The primitive cell of the compound."""
+        lattice = Lattice.cubic(self.lattice[0]) if len(self.lattice) == 1 else Lattice.hexagonal(*self.lattice)
+        return Structure.from_spacegroup(self.spacegroup, lattice, list(self.species),
+                                         [list(c) for c in self.coords]).get_primitive_structure()
+
+
+_ORIGIN = (0.0, 0.0, 0.0)
+_BODY_CENTRE = (0.5, 0.5, 0.5)
+#: The compounds of the check: two oxides of metals MP treats with +U, a fluoride, a chloride, a
+#: sulfide, a nitride, an intermetallic and a carbide, all with cells of 2-4 atoms. Lattice constants
+#: from experiment (Wyckoff, Crystal Structures; ICSD).
+COMPOUNDS: Final[tuple[Prototype, ...]] = (
+    Prototype("NiO", "rocksalt", "Fm-3m", (4.177,), ("Ni", "O"), (_ORIGIN, _BODY_CENTRE)),
+    Prototype("MnO", "rocksalt", "Fm-3m", (4.445,), ("Mn", "O"), (_ORIGIN, _BODY_CENTRE)),
+    Prototype("ScF3", "ReO3", "Pm-3m", (4.013,), ("Sc", "F"), (_ORIGIN, (0.5, 0.0, 0.0))),
+    Prototype("NaCl", "rocksalt", "Fm-3m", (5.640,), ("Na", "Cl"), (_ORIGIN, _BODY_CENTRE)),
+    Prototype("ZnS", "zincblende", "F-43m", (5.409,), ("Zn", "S"), (_ORIGIN, (0.25, 0.25, 0.25))),
+    Prototype("TiN", "rocksalt", "Fm-3m", (4.242,), ("Ti", "N"), (_ORIGIN, _BODY_CENTRE)),
+    Prototype("AlNi", "CsCl", "Pm-3m", (2.887,), ("Al", "Ni"), (_ORIGIN, _BODY_CENTRE)),
+    Prototype("TiC", "rocksalt", "Fm-3m", (4.328,), ("Ti", "C"), (_ORIGIN, _BODY_CENTRE)),
+)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experimental formation enthalpy as pymatgen ships it, per atom."""
+
+    formula: str
+    enthalpy_per_atom: float
+    uncertainty_per_atom: float | None
+    mpid: str | None
+
+
+@cache
+def _experimental_rows() -> dict[str, dict[str, Any]]:
+    """pymatgen's experimental table, one row per formula (enthalpy in eV per formula unit)."""
+    import pymatgen.core
+
+    # pymatgen is a namespace package: its folder is the one above pymatgen.core's.
+    path = Path(pymatgen.core.__file__).parent.parent / EXPERIMENT_FILE
+    with gzip.open(path, "rt") as handle:
+        return {row["formula"]: row for row in json.load(handle)}
+
+
+def experimental_enthalpy(formula: str) -> Experiment:
+    """The experimental formation enthalpy of ``formula`` per atom; InputError when pymatgen has none."""
+    row = _experimental_rows().get(formula)
+    if row is None:
+        raise InputError(f"no experimental formation enthalpy of {formula!r} in pymatgen's {EXPERIMENT_FILE}")
+    atoms = Composition(formula).num_atoms
+    uncertainty = row.get("uncertainty")
+    return Experiment(formula, float(row["exp energy"]) / atoms,
+                      None if uncertainty is None or math.isnan(uncertainty) else float(uncertainty) / atoms,
+                      row.get("mpid"))
+
+
+def select(formulas: Iterable[str] | None) -> list[Prototype]:
+    """The compounds named (all of :data:`COMPOUNDS` for None); an unknown one raises InputError."""
+    if formulas is None:
+        return list(COMPOUNDS)
+    known = {compound.formula: compound for compound in COMPOUNDS}
+    unknown = sorted(set(formulas) - set(known))
+    if unknown:
+        raise InputError(f"unknown compounds {unknown}; known: {sorted(known)}")
+    return [known[formula] for formula in formulas]
+
+
+def compare(compounds: Iterable[Prototype], dft: dict[str, Any], relaxation: dict[str, Any], work_dir: Path,
+            ) -> list[dict[str, Any]]:
+    """Relax (whatever ``dft.relax`` says; a +U compound keeps its experimental cell, see
+    ``GpawRelaxMaker``) and compute each compound with the DFT tier (``dft`` and ``relaxation``
+    sections) in WORK_DIR/<formula>, with references cached in WORK_DIR/references; one
+    row per compound: DFT and experimental formation energies (eV/atom), their difference, the
+    corrections applied, status and reason."""
+    from icrdesign.validation.dft import validate_dft
+
+    rows = []
+    for compound in tqdm(list(compounds), desc="experiment check", unit="compound"):
+        experiment = experimental_enthalpy(compound.formula)
+        record, _ = validate_dft(compound.structure(), dft, relaxation, work_dir / compound.formula,
+                                 work_dir / "references", work_dir / "mlip_references", relax=True)
+        ok = record["status"] == STATUS_OK
+        rows.append({"formula": compound.formula, "prototype": compound.prototype, "mpid": experiment.mpid,
+                     "dft_formation_energy_per_atom": record["formation_energy_per_atom"],
+                     "exp_formation_energy_per_atom": experiment.enthalpy_per_atom,
+                     "exp_uncertainty_per_atom": experiment.uncertainty_per_atom,
+                     "error": record["formation_energy_per_atom"] - experiment.enthalpy_per_atom if ok else math.nan,
+                     "band_gap": record["band_gap"], "corrections": record["corrections"],
+                     "status": record["status"], "reason": record["reason"], "wall_s": record["wall_s"]})
+    return rows
+
+
+def summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean absolute and mean signed error (eV/atom) over the rows that finished, their count, and
+    whether the MAE meets :data:`TARGET_MAE`."""
+    errors = [float(row["error"]) for row in rows if row["status"] == STATUS_OK]
+    mae = sum(abs(error) for error in errors) / len(errors) if errors else math.nan
+    return {"mae": mae, "mean_signed_error": sum(errors) / len(errors) if errors else math.nan,
+            "n": len(errors), "target_mae": TARGET_MAE, "meets_target": bool(errors) and mae <= TARGET_MAE}
