@@ -36,7 +36,7 @@ from icrdesign.cli.validation_common import results_only_on_stdout  # noqa: E402
 from icrdesign.config import load_config  # noqa: E402
 from icrdesign.validation import validate_dft  # noqa: E402
 from icrdesign.validation.dft import dft_references  # noqa: E402
-from icrdesign.validation.mlip import relax_structure  # noqa: E402
+from icrdesign.validation.batch_relax import relax_batch  # noqa: E402
 
 
 def structures() -> dict[str, Structure]:
@@ -52,14 +52,13 @@ def command_outcome(out: Path) -> tuple[float, str]:
             read_record(out / RECORD_FILES[DFT])["status"])
 
 
-def chgnet_rate(relaxation: dict[str, Any], work: Path) -> float:
+def chgnet_rate(relaxation: dict[str, Any]) -> float:
     """CHGNet relaxations per minute of slightly perturbed cells, with the config's relaxation settings."""
     start = time.perf_counter()
-    cells = list(structures().values())
-    for i, structure in enumerate(cells):
-        perturbed = structure.copy()
-        perturbed.perturb(0.1)
-        relax_structure(perturbed, relaxation, work / f"mlip{i}")
+    cells = [structure.copy() for structure in structures().values()]
+    for cell in cells:
+        cell.perturb(0.1)
+    relax_batch(cells, relaxation, progress=False)
     return len(cells) / ((time.perf_counter() - start) / 60)
 
 
@@ -67,10 +66,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cli-structure", default="Si8", choices=list(structures()),
                         help="cell also run as the `icrdesign dft` command and as a Snakemake job")
+    parser.add_argument("--mlip-only", action="store_true",
+                        help="instead: the MLIP tier's throughput, no DFT (benchmarks/mlip_throughput.py; "
+                             "arguments this script does not know go to it)")
     parser.add_argument("--experiment", action="store_true",
                         help="instead: DFT formation energies against experiment (benchmarks/experiment.py; "
                              "arguments this script does not know go to it)")
     args, rest = parser.parse_known_args(argv)
+    if args.mlip_only:
+        import mlip_throughput  # benchmarks/mlip_throughput.py, beside this script
+
+        mlip_throughput.main(rest)
+        return
     if args.experiment:
         import experiment  # benchmarks/experiment.py, beside this script
 
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # CHGNet prints its banner on stdout: keep stdout for the JSON.
     with results_only_on_stdout():
-        chgnet_per_min = chgnet_rate(relaxation, work)
+        chgnet_per_min = chgnet_rate(relaxation)
         start = time.perf_counter()
         dft_references(["Si", "Na", "Cl"], dft, relaxation, references, mlip_references, work / "references_work")
         reference_wall = time.perf_counter() - start

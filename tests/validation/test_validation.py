@@ -20,15 +20,15 @@ from icrdesign.artefacts.candidates import CANDIDATE_COLUMNS, write_candidates
 from icrdesign.artefacts.validation import (VALIDATION_COLUMNS, read_validation_table, validation_table,
                                             write_record, write_validation_table)
 from icrdesign.cli.common import run_command
-from icrdesign.validation import (GpawErrorHandler, failed_records, select_for_dft, select_for_relaxation,
-                                  validate_mlip, write_vasp_inputs)
+from icrdesign.validation import (GpawErrorHandler, failed_records, relax_candidates, relaxation_ids,
+                                  write_vasp_inputs)
 from icrdesign.validation.flows import job_error, run_flow
 from icrdesign.validation.gpaw_worker import INPUT_FILE, STATUS_FILE
 from icrdesign.validation.references import index_path
 
 # The default config's relaxation settings with a short optimisation.
 RELAXATION = {"force_field": "CHGNet", "fmax": 0.05, "steps": 300, "relax_cell": True, "molecule_box": 9.0,
-              "store_uri": None}
+              "store_uri": None, "batch_size": 8, "candidate_timeout_s": 300}
 
 
 @job
@@ -53,33 +53,13 @@ def candidates_frame(nsites: list[int], strategies: list[str], valid: list[bool]
     return frame[list(CANDIDATE_COLUMNS)]
 
 
-def test_selection_excludes_baseline_and_invalid_and_picks_smallest():
+def test_every_valid_candidate_is_relaxed_baselines_included():
     frame = candidates_frame([5, 3, 12, 2, 4, 1], ["local_perturbation", "random", "gradient_ascent",
                                                    "local_perturbation", "gradient_ascent", "random_training"],
                              [True, True, True, False, True, True])
-    assert select_for_relaxation(frame) == [frame.id[0], frame.id[2], frame.id[4]]
-    frame["surrogate_success"] = [False, False, True, False, False, False]
-    # Capped: the surrogate-confirmed candidate first, then the smallest cell; original order kept.
-    assert select_for_relaxation(frame, max_candidates=2) == [frame.id[2], frame.id[4]]
-    assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2}) == [frame.id[4], frame.id[0]]
-    # f-block exclusion: the 4-site PrO2 is skipped, the next smallest takes its place.
-    frame["formula"] = ["NaCl", "KBr", "LiF", "MgO", "PrO2", "CaS"]
-    assert select_for_dft(frame, {"max_sites": 8, "max_candidates_per_case": 2,
-                                  "exclude_elements": ["Pr", "Ce"]}) == [frame.id[0]]
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 20), st.sampled_from(["random", "local_perturbation"]), st.booleans()),
-                max_size=15), st.integers(0, 5), st.integers(1, 20))
-def test_dft_selection_is_a_bounded_subset_of_relaxation(rows, max_candidates, max_sites):
-    frame = candidates_frame([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    relaxed = select_for_relaxation(frame)
-    chosen = select_for_dft(frame, {"max_sites": max_sites, "max_candidates_per_case": max_candidates})
-    assert set(chosen) <= set(relaxed) and len(chosen) <= max_candidates
-    sizes = dict(zip(frame.id, frame.nsites))
-    assert all(sizes[c] <= max_sites for c in chosen)
-    eligible = sorted(sizes[c] for c in relaxed if sizes[c] <= max_sites)
-    assert sorted(sizes[c] for c in chosen) == eligible[:len(chosen)]
+    assert relaxation_ids(frame) == [frame.id[i] for i in (0, 1, 2, 4, 5)]
+    frame.loc[4, "cif"] = ""
+    assert relaxation_ids(frame) == [frame.id[i] for i in (0, 1, 2, 5)]
 
 
 def test_vasp_inputs_for_a_ternary(tmp_path, monkeypatch):
@@ -165,11 +145,17 @@ def test_result_files_table_and_failed_detection(tmp_path):
     ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
           "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
           "reason": "", "corrections": "", "wall_s": 1.0}
-    write_record(tmp_path / "a" / "c1" / "mlip.json", ok, {})
-    write_record(tmp_path / "a" / "c2" / "dft.json", {**ok, "candidate_id": "c2", "tier": "dft",
-                                                       "status": "failed", "reason": "scf_not_converged"}, {})
-    assert failed_records(tmp_path) == [tmp_path / "a" / "c2" / "dft.json"]
-    table = validation_table(sorted(tmp_path.glob("[!r]*/*/*.json")))
+    write_record(tmp_path / "a" / "mlip" / "chunk-000" / "c1" / "mlip.json", ok, {})
+    write_record(tmp_path / "a" / "mlip" / "chunk-000" / "c3" / "mlip.json",
+                 {**ok, "candidate_id": "c3", "status": "unconverged"}, {})
+    write_record(tmp_path / "a" / "dft" / "chunk-000" / "c2" / "dft.json",
+                 {**ok, "candidate_id": "c2", "tier": "dft", "status": "failed", "reason": "scf_not_converged"}, {})
+    (tmp_path / "a" / "dft" / "chunk-000.json").write_text("{}")
+    # An unconverged relaxation is a result; a failed DFT is forgotten with its batch's index.
+    assert failed_records(tmp_path) == [tmp_path / "a" / "dft" / "chunk-000" / "c2" / "dft.json",
+                                        tmp_path / "a" / "dft" / "chunk-000.json"]
+    table = validation_table([tmp_path / "a" / "mlip" / "chunk-000" / "c1" / "mlip.json",
+                              tmp_path / "a" / "dft" / "chunk-000" / "c2" / "dft.json"])
     write_validation_table(tmp_path / "validation.csv", table)
     assert tuple(table.columns) == VALIDATION_COLUMNS
     read = pd.read_csv(tmp_path / "validation.csv")
@@ -184,7 +170,8 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.9), ["Na", "Cl"],
                                           [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
     structure.perturb(0.15, min_distance=0.05, seed=3)
-    row, doc = validate_mlip(structure, RELAXATION, tmp_path / "cand", tmp_path / "refs")
+    result = relax_candidates({"nacl": structure}, RELAXATION, tmp_path / "refs", tmp_path / "cand")["nacl"]
+    row, doc = result.row, result.task_document
     assert row["status"] == "ok", row["reason"]
     steps = doc.output.ionic_steps
     assert steps[-1].energy < steps[0].energy
@@ -193,7 +180,7 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     # CHGNet predicts MP2020-corrected energies; MP's NaCl is -2.08 eV/atom.
     assert -2.4 < row["formation_energy_per_atom"] < -1.8
     assert {p.name for p in (tmp_path / "refs").iterdir()} == {"Na.json", "Cl.json"}
-    assert (tmp_path / "cand" / "mlip_work" / "jobflow_outputs.json").exists()
+    assert (tmp_path / "cand" / "jobflow_outputs.json").exists()
 
 
 def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
@@ -216,16 +203,28 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     candidates["formula"] = [s.composition.reduced_formula for s in structures.values()]
     write_candidates(case_dir / "candidates.csv", candidates)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"dft": {"max_candidates_per_case": 1, "max_sites": 8, "relax": True}}))
+    config.write_text(json.dumps({"dft": {"max_candidates_per_case": 1, "baseline_candidates_per_case": 0,
+                                          "max_sites": 8, "relax": True},
+                                  "sampling": {"cases": {"Ef_-1": {"n_candidates": 3, "constraints": {
+                                      "formation_energy_per_atom": {"target": -1.0, "tolerance": 0.1}}}}}}))
+    from icrdesign.validation.funnel import FUNNEL_COLUMNS
+
+    funnel = pd.DataFrame({column: [""] * 3 for column in FUNNEL_COLUMNS}).assign(
+        candidate_id=list(structures), strategy=candidates["strategy"], baseline=candidates["baseline"],
+        formula="NaCl", nsites=[2, 8, 2], relaxed=True, single_element=False, sun=[False, True, False],
+        on_target=[False, True, False], sun_on_target=[False, True, False])
+    (tmp_path / "validation" / "Ef_-1").mkdir(parents=True)
+    funnel.to_csv(tmp_path / "validation" / "Ef_-1" / "funnel.csv", index=False)
 
     out = tmp_path / "flows"
     assert cli_main(["export-flows", "--out", str(out), "--design", str(tmp_path / "design"),
-                     "--config", str(config)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"flows": 3, "out": str(out)}
-    # The random baseline is not exported; only the smallest candidate gets a DFT flow.
+                     "--config", str(config), "--validation", str(tmp_path / "validation")]) == 0
+    assert json.loads(capsys.readouterr().out) == {"flows": 4, "out": str(out)}
+    # Every valid candidate gets a relaxation flow, the baseline's too; the funnel's S.U.N.-on-target
+    # candidate gets the DFT flow.
     assert sorted(path.name for path in (out / "Ef_-1").iterdir()) == [
-        "Ef_-1-local_perturbation-00001.dft.json", "Ef_-1-local_perturbation-00001.mlip.json",
-        "Ef_-1-local_perturbation-00002.mlip.json"]
+        "Ef_-1-local_perturbation-00001.mlip.json", "Ef_-1-local_perturbation-00002.dft.json",
+        "Ef_-1-local_perturbation-00002.mlip.json", "Ef_-1-random-00003.mlip.json"]
 
     mlip = Flow.from_dict(json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00002.mlip.json").read_text()))
     assert mlip.name == "Ef_-1-local_perturbation-00002"
@@ -233,14 +232,14 @@ def test_export_flows_writes_loadable_atomate2_flows(tmp_path, capsys):
     matcher = StructureMatcher()
     assert matcher.fit(mlip.jobs[0].function_args[0], nacl)
 
-    data = json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00001.dft.json").read_text())
+    data = json.loads((out / "Ef_-1" / "Ef_-1-local_perturbation-00002.dft.json").read_text())
     dft = Flow.from_dict(data)
     assert [job.name for job in dft.jobs] == ["symmetrize_structure", "GPAW relax", "symmetrize_structure",
                                               "GPAW static"]
     start_job, relax_job, symmetrize_job, static_job = dft.jobs
     # The start is snapped onto its near space group (symprec 0.1) before the relaxation reads it.
     assert start_job.function_kwargs["symprec"] == 0.1 and relax_job.function_args[0].uuid == start_job.uuid
-    assert len(start_job.function_args[0]) == 2 and matcher.fit(start_job.function_args[0], nacl)
+    assert len(start_job.function_args[0]) == 8 and matcher.fit(start_job.function_args[0], nacl)
     # The makers come back as the project's GPAW makers with the config's settings, wired relax -> static.
     assert type(relax_job.maker).__name__ == "GpawRelaxMaker" and relax_job.maker.relax_cell
     assert type(static_job.maker).__name__ == "GpawStaticMaker" and static_job.maker.steps == 1
@@ -295,13 +294,15 @@ def test_one_atom_metal_relaxes_with_relative_paths_and_nothing_lands_in_the_cwd
     # fcc Pb, one atom per cell, strained 4 %: CHGNet must bring it back to its own fcc reference.
     pb = Structure(Lattice([[0, 2.475, 2.475], [2.475, 0, 2.475], [2.475, 2.475, 0]]), ["Pb"], [[0, 0, 0]])
     pb.apply_strain([0.04, 0.0, -0.02])
-    row, doc = validate_mlip(pb, {**RELAXATION, "steps": 200}, Path("results/Pb"), Path("results/references"))
+    result = relax_candidates({"Pb": pb}, {**RELAXATION, "steps": 200}, Path("results/references"),
+                              Path("results/Pb"))["Pb"]
+    row, doc = result.row, result.task_document
     assert row["status"] == "ok", row["reason"]
     steps = doc.output.ionic_steps
     assert len(doc.structure) == 1 and steps[-1].energy < steps[0].energy
     assert abs(row["formation_energy_per_atom"]) < 0.01
     assert [path.name for path in tmp_path.iterdir()] == ["results"]
-    assert list((tmp_path / "results" / "Pb" / "mlip_work").glob("job_*/final_atoms_object.xyz"))
+    assert list((tmp_path / "results" / "Pb").glob("job_*"))
 
 
 @pytest.mark.slow
@@ -318,28 +319,41 @@ def test_relax_command_prints_only_its_summary_json_on_stdout(tmp_path):
     assert "CHGNet" in done.stderr
 
 
-def test_validation_plan_selects_per_tier_and_keys_reference_caches_by_settings(tmp_path):
+def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(tmp_path):
+    from icrdesign.config import validate_config
     from icrdesign.validation import ValidationPlan
+    from icrdesign.validation.funnel import FUNNEL_COLUMNS
 
     frame = candidates_frame([2, 8, 2, 3], ["local_perturbation", "gradient_ascent", "random", "local_perturbation"],
                              [True] * 4)
     frame["formula"] = ["NaCl", "SrTiO3", "KBr", "MgO"]
     write_candidates(tmp_path / "design" / "a" / "candidates.csv", frame)
-    dft = {"engine": "gpaw", "max_candidates_per_case": 1, "max_sites": 4, "exclude_elements": ["Pr"], "relax": False,
-           "runtime": 30, "gpaw": {"xc": "PBE", "ecut": 400, "mpi_procs": 1}}
-    config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "max_candidates_per_case": None},
-              "dft": dft}
+    ids = frame["id"]
+    funnel = pd.DataFrame({column: [""] * 4 for column in FUNNEL_COLUMNS})
+    funnel = funnel.assign(candidate_id=ids, strategy=frame["strategy"], baseline=frame["baseline"],
+                           formula=frame["formula"], nsites=frame["nsites"], relaxed=True, sun=False, on_target=False,
+                           sun_on_target=[True, True, False, False], single_element=False)
+    (tmp_path / "validation" / "a").mkdir(parents=True)
+    funnel.to_csv(tmp_path / "validation" / "a" / "funnel.csv", index=False)
+    dft = {**validate_config({})["dft"], "max_candidates_per_case": 1, "baseline_candidates_per_case": 1,
+           "candidates_per_job": None, "max_sites": 4, "exclude_elements": ["Pr"], "runtime": 30}
+    config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "chunk_size": 3}, "dft": dft}
 
     def plan(config: dict) -> ValidationPlan:
-        return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv")
+        return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv",
+                              lambda case: tmp_path / "validation" / case / "funnel.csv")
 
-    ids = frame["id"]
-    assert plan(config).result_paths() == [str(tmp_path / "validation" / "a" / candidate / name) for candidate, name in
-                                           [(ids[0], "mlip.json"), (ids[1], "mlip.json"), (ids[3], "mlip.json"),
-                                            (ids[0], "dft.json")]]
-    assert plan(config).reference_elements("mlip") == ["Cl", "Mg", "Na", "O", "Sr", "Ti"]
-    assert plan(config).reference_elements("dft") == ["Cl", "Na"]
-    assert plan(config).dft_references_runtime() == 60
+    assert plan(config).chunks("a", "mlip") == [list(ids[:3]), [ids[3]]]
+    # S.U.N. on target first (the 8-site one is too large), then the random baseline's.
+    assert plan(config).chunks("a", "dft") == [[ids[0], ids[2]]]
+    assert plan({**config, "dft": {**dft, "candidates_per_job": 1}}).chunks("a", "dft") == [[ids[0]], [ids[2]]]
+    validation = tmp_path / "validation" / "a"
+    assert plan(config).result_paths() == [str(validation / "mlip" / "chunk-000.json"),
+                                           str(validation / "mlip" / "chunk-001.json"),
+                                           str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
+    assert plan(config).reference_elements("mlip") == ["Br", "Cl", "K", "Mg", "Na", "O", "Sr", "Ti"]
+    assert plan(config).reference_elements("dft") == ["Br", "Cl", "K", "Na"]
+    assert plan(config).dft_references_runtime() == 120
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype
     # references start from the MLIP's), the parallelisation keys none.
     mlip_dir, dft_dir = plan(config).reference_dir("mlip"), plan(config).reference_dir("dft")
@@ -355,7 +369,9 @@ def _validation_with_failures(results: Path) -> dict[str, Path]:
     """A validation folder with an ok and a failed candidate record, and a failed reference in its index."""
     ok = {"status": "ok", "reason": ""}
     failed = {"status": "failed", "reason": "scf_not_converged: 60 iterations"}
-    paths = {"failed": results / "validation/Ef/c1/dft.json", "ok": results / "validation/Ef/c2/mlip.json",
+    paths = {"failed": results / "validation/Ef/dft/chunk-000/c1/dft.json",
+             "failed_batch_index": results / "validation/Ef/dft/chunk-000.json",
+             "ok": results / "validation/Ef/mlip/chunk-000/c2/mlip.json",
              "failed_reference": results / "validation/references/gpaw-0/Sr.json",
              "ok_reference": results / "validation/references/gpaw-0/Na.json",
              "failed_index": results / "validation/references/gpaw-0.index.json"}
@@ -366,7 +382,7 @@ def _validation_with_failures(results: Path) -> dict[str, Path]:
 
 def test_retry_failed_forgets_failed_results_and_a_dry_run_changes_nothing(tmp_path, capsys):
     paths = _validation_with_failures(tmp_path / "results")
-    forgotten = {paths["failed"], paths["failed_reference"], paths["failed_index"]}
+    forgotten = {paths["failed"], paths["failed_batch_index"], paths["failed_reference"], paths["failed_index"]}
     assert run_command("retry-failed", "icrdesign.cli.retry_failed",
                        ["--results", str(tmp_path / "results"), "--dry-run"]) == 0
     assert all(path.exists() for path in paths.values())
@@ -411,4 +427,4 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
     snakemake()
     assert all(path.exists() for path in paths.values())
     assert set(failed_records(tmp_path / "results/validation")) == {
-        paths["failed"], paths["failed_reference"], paths["failed_index"]}
+        paths["failed"], paths["failed_batch_index"], paths["failed_reference"], paths["failed_index"]}

@@ -27,7 +27,8 @@ FILE_AUDIT = REPO / "tests" / "helpers" / "file_audit"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "mlip_references", "dft_references", "relax"}
+UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "mlip_references", "dft_references", "relax", "hull",
+                   "funnel"}
 # `all` is what users run; `report` names the end of the chain explicitly as well.
 TARGETS = ("all", "report")
 
@@ -99,9 +100,16 @@ def test_every_stage_wrote_its_outputs(pipeline):
     validation = pd.read_csv(results / "validation/validation.csv")
     dft = validation[validation["tier"] == "dft"]
     assert len(dft) == 1, validation
-    assert (validation["tier"] == "mlip").sum() >= 1
+    # Every valid candidate is relaxed, the random baseline's too.
+    assert (validation["tier"] == "mlip").sum() == candidates["valid"].sum()
+    funnel = pd.read_csv(results / "validation/Ef_-0.5/funnel.csv")
+    assert len(funnel) == candidates["valid"].sum() and set(funnel["strategy"]) == set(candidates["strategy"])
     summary = json.loads((results / "report/summary.json").read_text())
-    assert summary
+    for name, strategy in summary["cases"]["Ef_-0.5"]["strategies"].items():
+        sun = strategy["sun"]
+        assert sun["n_valid"] + sun["n_single_element"] == (funnel["strategy"] == name).sum()
+        assert sun["n_sun_on_target"] <= sun["n_sun"] <= sun["n_novel"] <= sun["n_unique"] <= sun["n_relaxed"]
+        assert sun["hull"].startswith("demo"), sun["hull"]
     for figure in ("S1_latent", "S3_boxplots"):
         assert (results / f"report/{figure}.png").stat().st_size > 0
     # Every job left a Snakemake benchmark file.
@@ -143,10 +151,12 @@ def test_dry_run_with_another_config_changes_nothing(pipeline, tmp_path):
     assert job_counts(result.stdout + result.stderr) == {}
 
 
-def test_deleting_one_dft_result_reruns_only_that_job(pipeline):
-    dft_results = sorted((pipeline / "results/validation").glob("*/*/dft.json"))
+def test_forgetting_one_dft_result_reruns_only_that_job(pipeline):
+    """What `retry-failed` does to a failed DFT candidate: its record and its batch's index go."""
+    dft_results = sorted((pipeline / "results/validation").glob("*/dft/chunk-*/*/dft.json"))
     assert dft_results
     dft_results[0].unlink()
+    dft_results[0].parent.parent.with_suffix(".json").unlink()
     result = snakemake(pipeline, "--cores", "2", "--dry-run", *TARGETS)
     counts = job_counts(result.stdout + result.stderr)
     assert counts.get("dft") == 1, counts

@@ -69,19 +69,20 @@ rule fingerprint_shard:
 
 
 rule fingerprint_candidates:
-    """Fingerprints of one design case's candidates (every row of its table with a structure file)."""
+    """Fingerprints of one design case's relaxed candidates (every row of its post-relaxation funnel with a
+    relaxed structure), as soon as the case's relaxations are judged: beside DFT, off the report's path."""
     wildcard_constraints:
         case="|".join(re.escape(name) for name in config["sampling"]["cases"]),
     input:
-        table=f"{RESULTS}/design/{{case}}/candidates.csv",
-        cifs=f"{RESULTS}/design/{{case}}/cifs",
+        table=lambda wildcards: checkpoints.funnel.get(case=wildcards.case).output.table,
+        chunks=lambda wildcards: VALIDATION_PLAN.chunk_dirs(wildcards.case, MLIP),
     output:
         fingerprints=f"{FINGERPRINTS}/candidates/{{case}}.npz",
     params:
         icrdesign=ICRDESIGN,
-        # candidates.csv's columns (icrdesign.artefacts.candidates): the id and the CIF path.
-        id_column="id",
-        cif_column="cif",
+        # funnel.csv's columns (icrdesign.validation.funnel): the id and the relaxed CIF's path.
+        id_column="candidate_id",
+        cif_column="relaxed_cif",
     log:
         f"{RESULTS}/logs/fingerprint_candidates_{{case}}.log",
     benchmark:
@@ -111,6 +112,10 @@ rule report:
         dataset=f"{RESULTS}/data/dataset.parquet",
         train_fingerprints=lambda wildcards: shard_files(checkpoints.fingerprint_plan.get().output.plan),
         candidate_fingerprints=CANDIDATE_FINGERPRINTS,
+        funnels=lambda wildcards: [checkpoints.funnel.get(case=case).output.table for case in VALIDATION_PLAN.cases],
+        funnel_summaries=lambda wildcards: VALIDATION_PLAN.funnel_summaries(),
+        relaxed=lambda wildcards: [path for case in VALIDATION_PLAN.cases
+                                   for path in VALIDATION_PLAN.chunk_dirs(case, MLIP)],
     output:
         figures=[report_figure(name, fmt) for name in REPORT_FIGURES for fmt in config["report"]["formats"]],
         summary=f"{RESULTS}/report/summary.json",
@@ -137,7 +142,8 @@ rule report:
         "{params.icrdesign} report --config {input.config} --latent {input.latent} "
         "--model-metrics {input.model_metrics} --design {params.design} --validation-table {input.validation} "
         "--dataset {input.dataset} --train-fingerprints {input.train_fingerprints} "
-        "--candidate-fingerprints {input.candidate_fingerprints} --out {params.out} > {log} 2>&1"
+        "--candidate-fingerprints {input.candidate_fingerprints} --funnels {input.funnels} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule paper_figures:

@@ -26,7 +26,7 @@ from icrdesign.artefacts.validation import DFT, RECORD_FILES, write_record
 from icrdesign.errors import InputError
 from icrdesign.validation.chunks import run_dft_chunk, write_chunk_index
 from icrdesign.validation.funnel import read_funnel
-from icrdesign.validation.selection import dft_batches
+from icrdesign.validation.selection import dft_batches, dft_limit
 from icrdesign.cli.validation_common import (SUMMARY_KEYS, add_validation_arguments, candidate_id,
                                              check_index_argument, checked_structure, print_references,
                                              print_summary, record_refusal, results_only_on_stdout)
@@ -75,7 +75,7 @@ def _run_batch(args: argparse.Namespace, config: dict, stdout: TextIO) -> int:
     if args.chunk is None or args.index is None:
         raise InputError("--candidates needs --chunk and --index")
     funnel = read_funnel(args.candidates)
-    batches = dft_batches(funnel, config["dft"])
+    batches = dft_batches(funnel, config["dft"], dft_limit(config, args.case))
     if not 0 <= args.chunk < len(batches):
         raise InputError(f"{args.candidates}: no DFT batch {args.chunk} (the case has {len(batches)})")
     rows = funnel.set_index("candidate_id").loc[batches[args.chunk]].reset_index()

@@ -9,6 +9,7 @@ row per valid candidate) and OUT/funnel.json (each strategy's counts, rates and 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from pymatgen.core import Structure
 
 from icrdesign.artefacts.candidates import read_candidates
 from icrdesign.artefacts.dataset import read_dataset
-from icrdesign.artefacts.validation import MLIP, chunk_records, read_record
+from icrdesign.artefacts.validation import MLIP, MLIP_STRUCTURE_FILE, chunk_records, read_record
 from icrdesign.cases import DesignCase
 from icrdesign.cli.common import add_config_argument
 from icrdesign.config import load_config
@@ -49,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     candidates = read_candidates(args.candidates)
     record_paths = [path for folder in args.mlip_chunks for path in chunk_records(folder, MLIP)]
     records = pd.DataFrame([read_record(path) for path in record_paths])
-    relaxed_cifs = {path.parent.name: str(path.parent / "mlip_structure.cif") for path in record_paths}
-    relaxed = {candidate: structure for candidate, cif in relaxed_cifs.items()
-               if (structure := _structure_or_none(Path(cif))) is not None}
+    structure_files = {path.parent.name: path.parent / MLIP_STRUCTURE_FILE for path in record_paths}
+    relaxed = {candidate: structure for candidate, cif in structure_files.items()
+               if (structure := _structure_or_none(cif)) is not None}
+    # funnel.csv names each CIF relative to its own folder, so that the results folder can move.
+    relaxed_cifs = {candidate: os.path.relpath(cif, args.out) for candidate, cif in structure_files.items()}
     decoded = {candidate: structure for candidate, cif in zip(candidates["id"], candidates["cif_path"], strict=True)
                if cif and (structure := _structure_or_none(Path(cif))) is not None}
     case = DesignCase.from_config(args.case, config["sampling"])

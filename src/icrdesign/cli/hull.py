@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from icrdesign.stability import build_reference_hull, chemical_system, write_hull
 
     config = load_config(args.config)
+    # The cache folder is the rule's output whatever the hull needs from it (the data hull caches nothing).
+    args.cache.mkdir(parents=True, exist_ok=True)
     systems = None
     if args.candidates:
         systems = set()

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the candidates' fingerprints (default: RESULTS/fingerprints/candidates/*.npz)")
     parser.add_argument("--external-fingerprints", type=Path, default=None,
                         help="fingerprints of the --validation CSV's structures, keyed by its id")
+    parser.add_argument("--funnels", type=Path, nargs="+", default=None,
+                        help="each case's post-relaxation funnel.csv, funnel.json beside it "
+                             "(default: RESULTS/validation/*/funnel.csv)")
     parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to draw")
 
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                         dataset=args.dataset or layout.dataset,
                         train_fingerprints=tuple(args.train_fingerprints or layout.train_fingerprints),
                         candidate_fingerprints=tuple(args.candidate_fingerprints or layout.candidate_fingerprints),
-                        external_fingerprints=args.external_fingerprints)
+                        external_fingerprints=args.external_fingerprints,
+                        funnels=tuple(args.funnels or layout.funnels))
     summary = build_report(config, paths, args.out, args.validation, args.figures)
     absent = summary["absent_inputs"]
     log.info("report written to %s (%d cases; absent inputs: %s)", args.out, len(summary["cases"]),

@@ -22,6 +22,7 @@ from icrdesign.report.inputs import ReportInputs, ReportPaths, load_inputs
 from icrdesign.report.similarity import nearest_neighbours
 from icrdesign.report.summary import build_summary, summary_html, summary_markdown
 from icrdesign.tolerances import SYMPREC
+from icrdesign.validation.funnel import RELAXED_CIF_PATH
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,21 @@ DISSIMILARITY_COLUMNS = ["case", "id", "strategy", "formula", "min_dissimilarity
 
 
 def generated_structures(inputs: ReportInputs) -> pd.DataFrame:
-    """Valid, unique, novel candidates with a readable CIF (+ external rows with a structure file)."""
-    novel = inputs.novel_candidates()
+    """The generated crystals the figures show (+ external rows with a structure file).
+
+    With the post-relaxation funnels: every relaxed candidate that is unique and novel after
+    relaxation, as relaxed (the decoded cells are an intermediate). Without them: the valid, unique,
+    novel decoded candidates with a readable CIF.
+    """
     rows = []
+    if not inputs.funnel_table.empty:
+        table = inputs.funnel_table
+        for _, row in table[table["relaxed"] & table["unique"] & table["novel"]].iterrows():
+            if Path(row[RELAXED_CIF_PATH]).is_file():
+                # The relaxed cell's space group is found when drawn (spacegroup left empty).
+                rows.append({"case": row["case"], "id": row["candidate_id"], "strategy": row["strategy"],
+                             "formula": row["formula"], "spacegroup": "", "path": row[RELAXED_CIF_PATH]})
+    novel = inputs.novel_candidates() if inputs.funnel_table.empty else inputs.candidates.iloc[0:0]
     for _, row in novel.iterrows():
         if not row[CIF_PATH_COLUMN] or not Path(row[CIF_PATH_COLUMN]).is_file():
             continue

@@ -37,6 +37,7 @@ from icrdesign.cases import training_rows
 from icrdesign.checks import as_number, is_missing, property_problem
 from icrdesign.errors import InputError
 from icrdesign.io import read_json
+from icrdesign.validation.funnel import FUNNEL_SUMMARY, FUNNEL_TABLE, read_funnel, read_funnel_summary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +63,8 @@ class ReportPaths:
         train_fingerprints: Every shard of the training split's fingerprints (``fingerprints/train/``).
         candidate_fingerprints: The candidates' fingerprints, one file per case (``fingerprints/candidates/``).
         external_fingerprints: Fingerprints of the ``--validation`` CSV's structures, keyed by its ``id``.
+        funnels: Each case's post-relaxation funnel table (``validation/<case>/funnel.csv``, its
+            ``funnel.json`` beside it).
     """
 
     latent: Path
@@ -72,6 +75,7 @@ class ReportPaths:
     train_fingerprints: tuple[Path, ...] = ()
     candidate_fingerprints: tuple[Path, ...] = ()
     external_fingerprints: Path | None = None
+    funnels: tuple[Path, ...] = ()
 
     @classmethod
     def under(cls, results: str | os.PathLike[str]) -> ReportPaths:
@@ -83,7 +87,8 @@ class ReportPaths:
                    design=results / DESIGN_FOLDER, validation=results / VALIDATION_FOLDER / VALIDATION_TABLE_FILE,
                    dataset=results / DATA_FOLDER / DATASET_FILE,
                    train_fingerprints=tuple(shard_files(plan)) if plan.is_file() else (),
-                   candidate_fingerprints=tuple(sorted((fingerprints / CANDIDATES_FOLDER).glob("*.npz"))))
+                   candidate_fingerprints=tuple(sorted((fingerprints / CANDIDATES_FOLDER).glob("*.npz"))),
+                   funnels=tuple(sorted((results / VALIDATION_FOLDER).glob(f"*/{FUNNEL_TABLE}"))))
 
     def label(self, path: Path) -> str:
         """``path`` relative to the folder holding every input (``model/latent.npz`` in a results folder)."""
@@ -106,6 +111,9 @@ class ReportInputs:
     train_fingerprints: Fingerprints | None = None
     candidate_fingerprints: Fingerprints | None = None
     external_fingerprints: Fingerprints | None = None
+    #: Each case's funnel.json (per strategy: the S.U.N. counts), and every case's funnel.csv rows.
+    funnels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    funnel_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     absent: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
 
@@ -273,6 +281,15 @@ def load_inputs(paths: ReportPaths, cases: dict[str, Any], external: Path | None
         inputs.candidate_fingerprints = read_fingerprints(present)
     if paths.external_fingerprints is not None:
         inputs.external_fingerprints = read_if_present(paths.external_fingerprints, read_fingerprints)
+    tables = []
+    for path in paths.funnels:
+        table = read_if_present(path, read_funnel)
+        summary = read_if_present(path.with_name(FUNNEL_SUMMARY), read_funnel_summary)
+        if table is not None and summary is not None:
+            inputs.funnels[summary["case"]] = summary
+            tables.append(table.assign(case=summary["case"]))
+    if tables:
+        inputs.funnel_table = pd.concat(tables, ignore_index=True)
     if external is not None:
         inputs.external, inputs.rejected = load_external(external, cases)
     for item in inputs.absent:

@@ -116,6 +116,35 @@ def sun_blocks(funnel_summary: dict[str, Any] | None, base: dict | None) -> dict
             for name, block in blocks.items()}
 
 
+def dft_success(inputs: ReportInputs, case: str, windows: dict) -> dict[str, int] | None:
+    """The DFT-validated successes of a case's designed candidates, with both of the FTCP paper's
+    denominators: the DFT calculations that completed, and the candidates sent to DFT (designed)."""
+    if inputs.validation is None:
+        return None
+    rows = inputs.validation[(inputs.validation["case"] == case) & (inputs.validation["tier"] == "dft")]
+    strategy = inputs.candidates.set_index("id")["strategy"] if not inputs.candidates.empty else pd.Series(dtype=str)
+    rows = rows[~rows["candidate_id"].map(strategy).isin(BASELINE_STRATEGIES)]
+    completed = rows[rows["status"] == "ok"]
+    return {"n_success": int(evaluate(completed, windows).sum()) if len(completed) else 0,
+            "n_completed": int(len(completed)), "n_designed": int(len(rows))}
+
+
+def dft_agreement(validation: pd.DataFrame | None) -> dict[str, Any] | None:
+    """MLIP against DFT formation energies (eV/atom) over every candidate both tiers computed: n, MAE,
+    signed bias (MLIP minus DFT). The MLIP tier's rates carry this error."""
+    if validation is None:
+        return None
+    ok = validation[validation["status"] == "ok"]
+    energies = ok.pivot_table(index=["case", "candidate_id"], columns="tier", values="formation_energy_per_atom",
+                              aggfunc="first")
+    if not {"mlip", "dft"} <= set(energies.columns):
+        return {"n": 0, "ef_mae": None, "ef_bias": None}
+    both = energies[["mlip", "dft"]].dropna()
+    difference = both["mlip"] - both["dft"]
+    return {"n": int(len(both)), "ef_mae": float(difference.abs().mean()) if len(both) else None,
+            "ef_bias": float(difference.mean()) if len(both) else None}
+
+
 def _dissimilarity_stats(values: pd.Series, cutoff: float) -> dict[str, Any] | None:
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
@@ -179,6 +208,7 @@ def build_summary(
             "tiers_absent": [t for t in TIERS if t not in tiers],
             "strategies": strategies,
             "hull": inputs.funnels[case]["hull"] if case in inputs.funnels else None,
+            "dft_success": dft_success(inputs, case, windows),
             "dissimilarity": case_dissimilarity,
         }
         if is_target_case(spec["constraints"]):
@@ -203,6 +233,7 @@ def build_summary(
         else _dissimilarity_stats(
             dissimilarity.loc[~dissimilarity["strategy"].isin(BASELINE_STRATEGIES), "min_dissimilarity"], cutoff
         ),
+        "dft_agreement": dft_agreement(inputs.validation),
         "absent_inputs": list(inputs.absent),
         "rejected_rows": len(inputs.rejected),
     }
@@ -328,6 +359,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         })
     parts.append(_markdown_table(pd.DataFrame(case_rows)))
     parts += ["", "## Funnel", "", _markdown_table(funnel_table(summary))]
+    agreement = summary.get("dft_agreement")
+    if agreement and agreement["n"]:
+        parts += ["", f"MLIP vs DFT formation energies over the {agreement['n']} candidates both computed: "
+                      f"MAE {agreement['ef_mae']:.3f} eV/atom, bias (MLIP - DFT) {agreement['ef_bias']:+.3f} eV/atom."]
+    dft_rows = [{"case": case, **entry["dft_success"]} for case, entry in summary["cases"].items()
+                if entry.get("dft_success")]
+    if dft_rows:
+        parts += ["", "DFT-validated successes of the designed candidates (FTCP's two denominators):", "",
+                  _markdown_table(pd.DataFrame(dft_rows, columns=["case", "n_success", "n_completed", "n_designed"]))]
     sun = sun_table(summary)
     hulls = sorted({entry["hull"] for entry in summary["cases"].values() if entry.get("hull")})
     parts += ["", "## What survives relaxation (S.U.N.)", "",

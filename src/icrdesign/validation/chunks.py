@@ -114,18 +114,19 @@ def write_mlip_candidate(folder: Path, row: dict[str, Any], task_document: Any, 
 
 def run_dft_chunk(rows: pd.DataFrame, case: str, config: Mapping[str, Any], references_dir: Path,
                   mlip_references_dir: Path, chunk_folder: Path, force: bool = False) -> list[dict[str, Any]]:
-    """DFT of the batch's candidates (ROWS of the case's funnel.csv: ``candidate_id``, ``relaxed_cif``)
+    """DFT of the batch's candidates (ROWS of the case's funnel.csv as ``read_funnel`` gives them)
     that have no ok record yet, each from the structure its MLIP relaxation left; one record each.
 
     A candidate the input checks refuse (too large for ``dft.max_sites``, an element without a PAW
     dataset or POTCAR) gets a failed record with the refusal as reason; the others go on.
     """
     from icrdesign.validation.dft import validate_dft
+    from icrdesign.validation.funnel import RELAXED_CIF_PATH
 
     dft, relaxation = dict(config["dft"]), dict(config["relaxation"])
     todo = set(pending(chunk_folder, rows["candidate_id"].tolist(), DFT))
     written = []
-    for candidate, cif in zip(rows["candidate_id"], rows["relaxed_cif"], strict=True):
+    for candidate, cif in zip(rows["candidate_id"], rows[RELAXED_CIF_PATH], strict=True):
         if candidate not in todo:
             continue
         folder = chunk_folder / candidate

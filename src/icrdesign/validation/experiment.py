@@ -33,8 +33,8 @@ TARGET_MAE: Final[float] = 0.10
 
 @dataclass(frozen=True)
 class Prototype:
-    """A compound built from its prototype: space group, conventional lattice (a, or a and c for a
-    hexagonal or tetragonal cell, angstrom, at room temperature) and Wyckoff sites."""
+    """A compound built from its prototype: space group, conventional lattice (a of a cubic cell, or a
+    and c of a hexagonal one; angstrom, at room temperature) and Wyckoff sites."""
 
     formula: str
     prototype: str

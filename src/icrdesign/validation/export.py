@@ -19,7 +19,7 @@ from icrdesign.validation.dft import dft_flow
 from icrdesign.validation.chunks import relaxation_ids
 from icrdesign.validation.funnel import FUNNEL_TABLE, read_funnel
 from icrdesign.validation.mlip import force_field_maker
-from icrdesign.validation.selection import select_for_dft
+from icrdesign.validation.selection import dft_limit, select_for_dft
 
 
 def export_flows(design_dir: Path, config: Mapping[str, Any], out_dir: Path,
@@ -40,7 +40,8 @@ def export_flows(design_dir: Path, config: Mapping[str, Any], out_dir: Path,
         candidates = read_candidates(case_dir / CANDIDATES_FILE)
         cif_of = dict(zip(candidates["id"], candidates[CIF_PATH_COLUMN]))
         funnel = validation_dir / case_dir.name / FUNNEL_TABLE if validation_dir is not None else None
-        dft_ids = set(select_for_dft(read_funnel(funnel), config["dft"])) if funnel and funnel.exists() else set()
+        dft_ids = (set(select_for_dft(read_funnel(funnel), config["dft"], dft_limit(config, case_dir.name)))
+                   if funnel and funnel.exists() else set())
         for candidate_id in relaxation_ids(candidates):
             structure = read_structure(cif_of[candidate_id])
             flows = {MLIP: Flow([force_field_maker(config["relaxation"]).make(structure)], name=candidate_id)}

@@ -108,7 +108,7 @@ def judge_case(candidates: pd.DataFrame, records: pd.DataFrame, relaxed: Mapping
         training: the training crystals, indexed for novelty.
         hull: the reference hull.
         formation_window: the case's formation-energy window (None: every E_f is on target).
-        relaxed_cifs: the path of each candidate's relaxed CIF, recorded in the table.
+        relaxed_cifs: each relaxed candidate's CIF, as the table records it (relative to its folder).
 
     Returns:
         One row per valid candidate with :data:`FUNNEL_COLUMNS`.
@@ -129,7 +129,8 @@ def judge_case(candidates: pd.DataFrame, records: pd.DataFrame, relaxed: Mapping
             "formula": structure.composition.reduced_formula if structure is not None else row.formula,
             "nsites": len(structure) if structure is not None else int(row.nsites), "single_element": single,
             "mlip_status": status, "relaxed": is_relaxed and not single,
-            "relaxed_cif": (relaxed_cifs or {}).get(candidate, ""), "formation_energy_per_atom": energy,
+            "relaxed_cif": (relaxed_cifs or {}).get(candidate, "") if status == STATUS_OK else "",
+            "formation_energy_per_atom": energy,
             "rmsd_angstrom": (rmsd_angstrom(decoded[candidate], structure)
                               if structure is not None and candidate in decoded and status == STATUS_OK else np.nan),
         })
@@ -204,11 +205,18 @@ def write_funnel(folder: str | os.PathLike[str], table: pd.DataFrame, summary: M
     write_json(Path(folder) / FUNNEL_SUMMARY, dict(summary))
 
 
+#: The derived column :func:`read_funnel` adds: the absolute path of ``relaxed_cif`` (never written).
+RELAXED_CIF_PATH: Final[str] = "relaxed_cif_path"
+
+
 def read_funnel(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """funnel.csv, typed: flags as bool, quantities as float."""
+    """funnel.csv, typed: flags as bool, quantities as float; adds :data:`RELAXED_CIF_PATH`, the relaxed
+    CIF resolved against the table's folder ("" where the candidate did not relax)."""
     table = read_table(path, FUNNEL_COLUMNS, FUNNEL_NUMBERS, booleans=FUNNEL_BOOLEANS)
     for column in ("candidate_id", "strategy", "formula", "mlip_status", "relaxed_cif", "drop_reason"):
         table[column] = table[column].astype("string").fillna("").astype(str)
+    folder = Path(path).resolve().parent
+    table[RELAXED_CIF_PATH] = [str(folder / cif) if cif else "" for cif in table["relaxed_cif"]]
     return table
 
 

@@ -23,7 +23,7 @@ from icrdesign.validation.dft import dft_reference_settings
 from icrdesign.validation.funnel import FUNNEL_SUMMARY, read_funnel
 from icrdesign.validation.mlip import mlip_reference_settings
 from icrdesign.validation.references import REFERENCES_FOLDER, WORK_FOLDER, cache_name, index_path
-from icrdesign.validation.selection import dft_batches
+from icrdesign.validation.selection import dft_batches, dft_limit
 
 
 def reference_settings(config: Mapping[str, Any], tier: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class ValidationPlan:
         if tier == MLIP:
             return mlip_chunks(read_candidates(self.candidates_table(case)), self.config["relaxation"])
         if tier == DFT:
-            return dft_batches(read_funnel(self.funnel_table(case)), self.config["dft"])
+            return dft_batches(read_funnel(self.funnel_table(case)), self.config["dft"], dft_limit(self.config, case))
         raise ValueError(f"unknown validation tier {tier!r}")
 
     def chunk_dirs(self, case: str, tier: str) -> list[str]:

@@ -47,18 +47,25 @@ def _interleaved(frame: pd.DataFrame) -> list[str]:
     return ordered
 
 
-def select_for_dft(funnel: pd.DataFrame, dft: Mapping[str, Any]) -> list[str]:
-    """The ids of one case's DFT candidates: the designed ones in rank order, then the baseline's."""
+def dft_limit(config: Mapping[str, Any], case: str) -> int:
+    """How many designed candidates of ``case`` go to DFT: its ``dft_candidates``, else ``dft.max_candidates_per_case``."""
+    return int(config["sampling"]["cases"][case].get("dft_candidates", config["dft"]["max_candidates_per_case"]))
+
+
+def select_for_dft(funnel: pd.DataFrame, dft: Mapping[str, Any], limit: int | None = None) -> list[str]:
+    """The ids of one case's DFT candidates: up to LIMIT (default ``dft.max_candidates_per_case``)
+    designed ones in rank order, then ``dft.baseline_candidates_per_case`` of the random baseline."""
     sendable = _sendable(funnel, dft)
     if sendable.empty:
         return []
     sendable = sendable.assign(rank=sendable.apply(_rank, axis=1))
-    designed = _interleaved(sendable[~sendable["baseline"]])[:int(dft["max_candidates_per_case"])]
+    limit = int(dft["max_candidates_per_case"]) if limit is None else limit
+    designed = _interleaved(sendable[~sendable["baseline"]])[:limit]
     baseline = _interleaved(sendable[sendable["strategy"] == RANDOM_BASELINE])[
         :int(dft["baseline_candidates_per_case"])]
     return designed + baseline
 
 
-def dft_batches(funnel: pd.DataFrame, dft: Mapping[str, Any]) -> list[list[str]]:
+def dft_batches(funnel: pd.DataFrame, dft: Mapping[str, Any], limit: int | None = None) -> list[list[str]]:
     """The DFT jobs of one case: ``dft.candidates_per_job`` candidates each (None: one job)."""
-    return split_chunks(select_for_dft(funnel, dft), dft["candidates_per_job"])
+    return split_chunks(select_for_dft(funnel, dft, limit), dft["candidates_per_job"])
