@@ -25,7 +25,7 @@ BAD_CONFIGS = [
     pytest.param({"seed": 1.5}, "seed", "type integer", id="wrong-type-seed"),
     pytest.param({"data": {"demo": {"n_structures": 5}}}, "data.demo.n_structures", "minimum 10", id="too-small"),
     pytest.param({"model": {"learning_rate": 2.0}}, "model.learning_rate", "maximum 1", id="too-large"),
-    pytest.param({"data": {"source": "icsd"}}, "data.source", "['demo', 'materials_project']", id="bad-enum"),
+    pytest.param({"data": {"source": "icsd"}}, "data.source", "['demo', 'materials_project', 'file']", id="bad-enum"),
     pytest.param({"data": {"demo": {"volume_predictor": "guess"}}}, "data.demo.volume_predictor",
                  "['dls', 'chgnet']", id="bad-enum-volume"),
     pytest.param({"split": [0.5, 0.5]}, "split", "minItems 3", id="short-list"),
@@ -53,8 +53,9 @@ def test_defaults_fill_missing_demo_keys() -> None:
     assert validate_config(config)["data"]["demo"]["volume_predictor"] == "dls"
 
 
-# Maps whose keys are the user's to choose (design cases, rules, ICR blocks weighted other than 1).
-FREE_FORM = {"cases", "resources", "reconstruction_weights"}
+# Maps whose keys are the user's to choose (design cases, rules, ICR blocks weighted other than 1, a
+# data file's property columns).
+FREE_FORM = {"cases", "resources", "reconstruction_weights", "properties"}
 
 
 def _schema_keys(schema: dict, root: dict, prefix: str = "") -> set[str]:

@@ -26,6 +26,7 @@ REQUIRED_ARGS: dict[str, list[str]] = {
     "retry-failed": ["--results", "r"],
     "export-flows": ["--out", "o"],
     "hull": ["--cache", "c", "--out", "o"],
+    "funnel": ["--case", "Ef_-0.5", "--candidates", "c.csv", "--dataset", "d.parquet", "--hull", "h.json", "--out", "o"],
     "report": ["--out", "o"],
     "fingerprints": ["--structures", "t.csv", "--out", "o.npz"],
 }

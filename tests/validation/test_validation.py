@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
 from jobflow import Flow, job
 from pymatgen.core import Lattice, Structure
 

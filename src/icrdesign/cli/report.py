@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.validation is not None and not args.validation.is_file():
         raise InputError(f"--validation {args.validation}: no such file")
-    layout = ReportPaths.under(args.results)
+    given = (args.latent, args.model_metrics, args.design, args.validation_table, args.dataset, args.train_fingerprints,
+             args.candidate_fingerprints, args.funnels)
+    # The results folder's layout fills only what is not given (reading it opens the fingerprint plan).
+    layout = ReportPaths.under(args.results) if not all(value is not None for value in given) else None
     paths = ReportPaths(latent=args.latent or layout.latent, model_metrics=args.model_metrics or layout.model_metrics,
                         design=args.design or layout.design, validation=args.validation_table or layout.validation,
                         dataset=args.dataset or layout.dataset,

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     records = [record for path in args.records
-               for record in ([path] if path.is_file() else [r for tier in TIERS for r in chunk_records(path, tier)])]
+               for record in ([r for tier in TIERS for r in chunk_records(path, tier)] if path.is_dir() else [path])]
     table = validation_table(records)
     write_validation_table(args.out, table)
     print(f"validation-table: {len(table)} records -> {args.out}; status {table['status'].value_counts().to_dict()}")
