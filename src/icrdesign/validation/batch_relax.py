@@ -128,7 +128,6 @@ class RelaxOutcome:
     wall_s: float = 0.0
     #: Every evaluated frame: energy (eV), forces, stress, cell and fractional positions.
     frames: list[Prediction] = field(default_factory=list, repr=False)
-    initial_structure: Structure | None = None
 
 
 @dataclass
@@ -195,8 +194,7 @@ def relax_batch(structures: Sequence[Structure], relaxation: Mapping[str, Any],
         last = AseAtomsAdaptor.get_structure(item.atoms)
         energy = item.frames[-1]["energy"] if item.frames else float("nan")
         outcomes[item.index] = RelaxOutcome(last, float(energy), status, reason, item.optimizer.nsteps,
-                                            time.perf_counter() - item.started, item.frames,
-                                            structures[item.index])
+                                            time.perf_counter() - item.started, item.frames)
         bar.update()
 
     while waiting or active:
