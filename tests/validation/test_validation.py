@@ -427,3 +427,15 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
     assert all(path.exists() for path in paths.values())
     assert set(failed_records(tmp_path / "results/validation")) == {
         paths["failed"], paths["failed_batch_index"], paths["failed_reference"], paths["failed_index"]}
+
+
+def test_sodium_nitride_keeps_its_formula_through_candidates_csv(tmp_path):
+    """pandas reads the text "NaN" as missing by default: NaN (Na + N) must stay a formula."""
+    from icrdesign.artefacts.candidates import read_candidates
+
+    frame = candidates_frame([2, 2], ["local_perturbation", "random"], [True, True])
+    frame["formula"] = ["NaN", "NaCl"]
+    write_candidates(tmp_path / "candidates.csv", frame)
+    read = read_candidates(tmp_path / "candidates.csv")
+    assert read["formula"].tolist() == ["NaN", "NaCl"]
+    assert relaxation_ids(read) == frame["id"].tolist()

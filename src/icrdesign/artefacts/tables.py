@@ -54,7 +54,8 @@ def read_table(path: str | os.PathLike[str], columns: Sequence[str],
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(
             path, dtype={column: "string" for column in ("id", "candidate_id", "material_id", "case") if column in columns},
-            keep_default_na=True, float_precision="round_trip")
+            # Only an empty cell is missing: "NaN" is sodium nitride's formula, "NA" an id.
+            keep_default_na=False, na_values=[""], float_precision="round_trip")
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: unreadable ({error})") from None
     require_columns(frame, columns, path)
