@@ -254,3 +254,11 @@ def test_a_chunk_records_a_failing_candidate_and_a_rerun_recomputes_only_it(tmp_
     assert sorted(path.name for path in forgotten) == ["chunk-000.json", "mlip.json"]
     assert "1 computed" in run()
     assert read_record(chunk / "c0" / "mlip.json")["status"] == "ok"
+
+
+def test_failed_and_missing_relaxations_leave_the_funnel_as_not_relaxed():
+    candidates = _candidates([("a", "local_perturbation", "NaCl", False), ("b", "local_perturbation", "KCl", False)])
+    records = pd.DataFrame([{"candidate_id": "a", "status": "failed", "formation_energy_per_atom": None}])
+    table = judge_case(candidates, records, {}, {}, CompositionIndex(), _hull(), None)
+    assert table["mlip_status"].tolist() == ["failed", "missing"]
+    assert table["drop_reason"].tolist() == ["not_relaxed", "not_relaxed"]

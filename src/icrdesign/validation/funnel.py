@@ -41,6 +41,8 @@ from icrdesign.stability import STABLE_E_HULL, STRICT_E_HULL, ReferenceHull
 from icrdesign.tolerances import RMSD_MATCHER
 
 FUNNEL_TABLE: Final[str] = "funnel.csv"
+#: The MLIP status of a valid candidate without a record (its chunk has not been run).
+STATUS_MISSING: Final[str] = "missing"
 FUNNEL_SUMMARY: Final[str] = "funnel.json"
 
 #: Why a candidate leaves the funnel, in the funnel's order ('' for a S.U.N. candidate on target).
@@ -114,12 +116,15 @@ def judge_case(candidates: pd.DataFrame, records: pd.DataFrame, relaxed: Mapping
         One row per valid candidate with :data:`FUNNEL_COLUMNS`.
     """
     valid = candidates[candidates["valid"]].reset_index(drop=True)
-    by_id = records.set_index("candidate_id") if len(records) else pd.DataFrame(columns=["status"])
+    # A record of a failed relaxation holds null energies: read them as NaN.
+    by_id = (records.assign(formation_energy_per_atom=pd.to_numeric(records["formation_energy_per_atom"],
+                                                                    errors="coerce")).set_index("candidate_id")
+             if len(records) else pd.DataFrame(columns=["status"]))
     rows = []
     for row in tqdm(valid.itertuples(index=False), total=len(valid), desc="funnel", unit="candidate"):
         candidate = row.id
         record = by_id.loc[candidate] if candidate in by_id.index else None
-        status = str(record["status"]) if record is not None else "missing"
+        status = str(record["status"]) if record is not None else STATUS_MISSING
         structure = relaxed.get(candidate)
         energy = float(record["formation_energy_per_atom"]) if record is not None else float("nan")
         single = len(Composition(row.formula).elements) == 1
