@@ -172,10 +172,10 @@ def test_chgnet_relax_through_atomate2_lowers_energy_and_forces(tmp_path):
     result = relax_candidates({"nacl": structure}, RELAXATION, tmp_path / "refs", tmp_path / "cand")["nacl"]
     row, doc = result.row, result.task_document
     assert row["status"] == "ok", row["reason"]
+    # The task document keeps each step's energy (forces only for the last, to keep 64-candidate chunks small).
     steps = doc.output.ionic_steps
-    assert steps[-1].energy < steps[0].energy
-    assert np.abs(steps[-1].forces).max() < np.abs(steps[0].forces).max()
-    assert np.abs(steps[-1].forces).max() < 0.05
+    assert steps[-1].energy < steps[0].energy and len(steps) == row["steps"] + 1
+    assert np.abs(doc.output.forces).max() < 0.05
     # CHGNet predicts MP2020-corrected energies; MP's NaCl is -2.08 eV/atom.
     assert -2.4 < row["formation_energy_per_atom"] < -1.8
     assert {p.name for p in (tmp_path / "refs").iterdir()} == {"Na.json", "Cl.json"}
