@@ -205,12 +205,24 @@ def write_fingerprints(results: Path) -> None:
 
     folder = results / "fingerprints"
     dataset = str(results / "data" / "dataset.parquet")
-    assert main(["fingerprints", "--dataset", dataset, "--plan", str(folder / "train" / "plan.json")]) == 0
+    assert main(["fingerprints", "--dataset", dataset, "--plan", str(folder / "train" / "plan.json"),
+                 "--cache", str(folder / "cache")]) == 0
     assert main(["fingerprints", "--dataset", dataset, "--shard", "0", "--jobs", "1",
                  "--out", str(shard_file(folder / "train", 0))]) == 0
     for case in CANDIDATES:
         assert main(["fingerprints", "--structures", str(results / "design" / case / CANDIDATES_FILE), "--jobs", "1",
                      "--out", str(folder / "candidates" / f"{case}.npz")]) == 0
+
+
+def write_funnels(results: Path) -> None:
+    """Each case's post-relaxation funnel, with no relaxed candidate (the report shows no S.U.N. block)."""
+    from icrdesign.validation.funnel import FUNNEL_COLUMNS, RELAXED_FOLDER, funnel_summary, write_funnel
+
+    for case in CASES:
+        folder = results / "validation" / case
+        (folder / RELAXED_FOLDER).mkdir(parents=True, exist_ok=True)
+        empty = pd.DataFrame({column: pd.Series(dtype=object) for column in FUNNEL_COLUMNS})
+        write_funnel(folder, empty, {"case": case, **funnel_summary(empty, "test hull")})
 
 
 def make_results(root: Path) -> Path:
@@ -221,4 +233,5 @@ def make_results(root: Path) -> Path:
     write_validation(results)
     write_model(results)
     write_fingerprints(results)
+    write_funnels(results)
     return results

@@ -10,6 +10,7 @@
 # the shards), so a rerun or a grown dataset computes only crystals not seen before.
 
 from icrdesign.artefacts.fingerprints import shard_file, shard_files
+from icrdesign.validation.funnel import FUNNEL_SUMMARY, FUNNEL_TABLE, RELAXED_FOLDER
 
 FINGERPRINTS = f"{RESULTS}/fingerprints"
 # The candidates' fingerprints, one file per design case: what the report reads.
@@ -74,8 +75,8 @@ rule fingerprint_candidates:
     wildcard_constraints:
         case="|".join(re.escape(name) for name in config["sampling"]["cases"]),
     input:
-        table=lambda wildcards: checkpoints.funnel.get(case=wildcards.case).output.table,
-        chunks=lambda wildcards: VALIDATION_PLAN.chunk_dirs(wildcards.case, MLIP),
+        table=f"{RESULTS}/validation/{{case}}/{FUNNEL_TABLE}",
+        relaxed=f"{RESULTS}/validation/{{case}}/{RELAXED_FOLDER}",
     output:
         fingerprints=f"{FINGERPRINTS}/candidates/{{case}}.npz",
     params:
@@ -112,10 +113,9 @@ rule report:
         dataset=f"{RESULTS}/data/dataset.parquet",
         train_fingerprints=lambda wildcards: shard_files(checkpoints.fingerprint_plan.get().output.plan),
         candidate_fingerprints=CANDIDATE_FINGERPRINTS,
-        funnels=lambda wildcards: [checkpoints.funnel.get(case=case).output.table for case in VALIDATION_PLAN.cases],
-        funnel_summaries=lambda wildcards: VALIDATION_PLAN.funnel_summaries(),
-        relaxed=lambda wildcards: [path for case in VALIDATION_PLAN.cases
-                                   for path in VALIDATION_PLAN.chunk_dirs(case, MLIP)],
+        funnels=expand(f"{RESULTS}/validation/{{case}}/{FUNNEL_TABLE}", case=config["sampling"]["cases"]),
+        funnel_summaries=expand(f"{RESULTS}/validation/{{case}}/{FUNNEL_SUMMARY}", case=config["sampling"]["cases"]),
+        relaxed=expand(f"{RESULTS}/validation/{{case}}/{RELAXED_FOLDER}", case=config["sampling"]["cases"]),
     output:
         figures=[report_figure(name, fmt) for name in REPORT_FIGURES for fmt in config["report"]["formats"]],
         summary=f"{RESULTS}/report/summary.json",

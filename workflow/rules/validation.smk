@@ -7,7 +7,7 @@
 # next run redoes them (and only them).
 
 from icrdesign.artefacts.validation import DFT, MLIP, chunk_dir, chunk_index_path, validation_dir
-from icrdesign.validation.funnel import FUNNEL_SUMMARY, FUNNEL_TABLE
+from icrdesign.validation.funnel import FUNNEL_SUMMARY, FUNNEL_TABLE, RELAXED_FOLDER
 from icrdesign.validation.plan import ValidationPlan
 
 VALIDATION_DIR = validation_dir(RESULTS)
@@ -132,6 +132,7 @@ checkpoint funnel:
     output:
         table=f"{VALIDATION_DIR}/{{case}}/{FUNNEL_TABLE}",
         summary=f"{VALIDATION_DIR}/{{case}}/{FUNNEL_SUMMARY}",
+        relaxed=directory(f"{VALIDATION_DIR}/{{case}}/{RELAXED_FOLDER}"),
     params:
         icrdesign=ICRDESIGN,
         out=lambda wildcards, output: Path(output.table).parent,
@@ -188,7 +189,7 @@ rule dft:
     input:
         config=stage_config("relaxation", "dft"),
         funnel=lambda wildcards: checkpoints.funnel.get(case=wildcards.case).output.table,
-        mlip_chunks=lambda wildcards: VALIDATION_PLAN.chunk_dirs(wildcards.case, MLIP),
+        relaxed=lambda wildcards: checkpoints.funnel.get(case=wildcards.case).output.relaxed,
         # ancient: as for `relax`.
         references=ancient(VALIDATION_PLAN.reference_dir(DFT)),
         references_index=ancient(VALIDATION_PLAN.reference_index(DFT)),

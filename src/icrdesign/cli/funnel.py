@@ -2,7 +2,8 @@
 
 Reads the case's candidates.csv, its MLIP chunk folders (records and last structures), the dataset
 (the crystals a relaxed candidate must not match) and the reference hull; writes OUT/funnel.csv (one
-row per valid candidate) and OUT/funnel.json (each strategy's counts, rates and RMSD). See
+row per valid candidate), OUT/funnel.json (each strategy's counts, rates and RMSD) and OUT/relaxed/<id>.cif
+(every candidate's relaxed structure). See
 :mod:`icrdesign.validation.funnel`.
 """
 
@@ -24,7 +25,8 @@ from icrdesign.config import load_config
 from icrdesign.sampling.matching import CompositionIndex
 from icrdesign.stability import read_hull
 from icrdesign.structure_checks import StructureRefused, read_structure
-from icrdesign.validation.funnel import funnel_summary, judge_case, write_funnel
+from icrdesign.io import write_text
+from icrdesign.validation.funnel import RELAXED_FOLDER, funnel_summary, judge_case, write_funnel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +55,14 @@ def run(args: argparse.Namespace) -> int:
     structure_files = {path.parent.name: path.parent / MLIP_STRUCTURE_FILE for path in record_paths}
     relaxed = {candidate: structure for candidate, cif in structure_files.items()
                if (structure := _structure_or_none(cif)) is not None}
-    # funnel.csv names each CIF relative to its own folder, so that the results folder can move.
-    relaxed_cifs = {candidate: os.path.relpath(cif, args.out) for candidate, cif in structure_files.items()}
+    # The relaxed CIFs go beside funnel.csv (named relative to it, so the results folder can move): the
+    # DFT tier, the fingerprints and the report read them from there.
+    relaxed_folder = args.out / RELAXED_FOLDER
+    relaxed_folder.mkdir(parents=True, exist_ok=True)
+    relaxed_cifs = {}
+    for candidate, structure in relaxed.items():
+        write_text(relaxed_folder / f"{candidate}.cif", structure.to(fmt="cif"))
+        relaxed_cifs[candidate] = os.path.relpath(relaxed_folder / f"{candidate}.cif", args.out)
     decoded = {candidate: structure for candidate, cif in zip(candidates["id"], candidates["cif_path"], strict=True)
                if cif and (structure := _structure_or_none(Path(cif))) is not None}
     case = DesignCase.from_config(args.case, config["sampling"])

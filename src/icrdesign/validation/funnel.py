@@ -44,6 +44,8 @@ FUNNEL_TABLE: Final[str] = "funnel.csv"
 #: The MLIP status of a valid candidate without a record (its chunk has not been run).
 STATUS_MISSING: Final[str] = "missing"
 FUNNEL_SUMMARY: Final[str] = "funnel.json"
+#: The folder beside funnel.csv holding each relaxed candidate's CIF.
+RELAXED_FOLDER: Final[str] = "relaxed"
 
 #: Why a candidate leaves the funnel, in the funnel's order ('' for a S.U.N. candidate on target).
 DROP_REASONS: Final[tuple[str, ...]] = ("single_element", "not_relaxed", "duplicate", "not_novel", "unstable",
