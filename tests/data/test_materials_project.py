@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import math
 import os
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
-from mp_server import DB_VERSION, HEARTBEAT_PATH, SUMMARY_PATH, MPTestServer, reference_documents
+from mp_server import files_holding, DB_VERSION, HEARTBEAT_PATH, SUMMARY_PATH, MPTestServer, reference_documents
 from pymatgen.core import Structure
 
 from workflow_runner import REPO as REPO_ROOT
@@ -272,18 +271,6 @@ def test_every_document_is_kept_or_rejected_with_a_reason(picks: list[int], blan
         set(rejected["material_id"]) - set(table["material_id"]))
 
 
-def _key_found_under(root: Path, key: str) -> list[str]:
-    hits = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            if key.encode() in data:
-                hits.append(str(path.relative_to(root)))
-    return hits
-
-
 def test_cli_builds_dataset_and_key_never_reaches_a_file(mp_env: MPTestServer, tmp_path: Path) -> None:
     config = {"seed": 7, "data": {"source": "materials_project",
                                   "materials_project": {"chunk_size": 4, "retry_backoff": 0.0}}}
@@ -320,7 +307,7 @@ def test_cli_builds_dataset_and_key_never_reaches_a_file(mp_env: MPTestServer, t
     assert failing.returncode != 0
     (tmp_path / "results" / "failing.log").write_text(failing.stdout + failing.stderr)
     assert "127.0.0.1:9" in failing.stdout + failing.stderr
-    assert _key_found_under(tmp_path / "results", API_KEY) == []
+    assert files_holding(tmp_path / "results", API_KEY) == []
 
 
 def test_cli_without_key_names_variable_and_demo(tmp_path: Path) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import gzip
 import json
 import math
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -336,3 +338,16 @@ def _handler_for(server: MPTestServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"detail": "Not Found"})
 
     return Handler
+
+
+def files_holding(root: Path, text: str) -> list[str]:
+    """The files under ROOT (gzip ones read decompressed) that contain TEXT: where a secret leaked."""
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+            if text.encode() in data:
+                hits.append(str(path.relative_to(root)))
+    return hits

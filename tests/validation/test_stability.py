@@ -4,7 +4,6 @@ potential, the JSON file and the ``icrdesign hull`` command."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from fractions import Fraction
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from ase import Atoms
 from hypothesis import given, settings as hyp_settings, strategies as st
-from mp_server import DB_VERSION, THERMO_PATH, MPTestServer
+from mp_server import files_holding, DB_VERSION, THERMO_PATH, MPTestServer
 from pymatgen.core import Lattice, Structure
 
 from icrdesign.artefacts.candidates import candidate_columns, write_candidates
@@ -196,18 +195,6 @@ def _asked_systems(server: MPTestServer) -> set[str]:
     return {system for request in server.thermo_requests() for system in request.params["chemsys"].split(",")}
 
 
-def _key_found_under(root: Path, key: str) -> list[str]:
-    hits = []
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            if key.encode() in data:
-                hits.append(str(path.relative_to(root)))
-    return hits
-
-
 def test_materials_project_hull_queries_sub_systems_and_caches_them(
     mp_env: MPTestServer, mp_settings: dict, tmp_path: Path
 ) -> None:
@@ -240,7 +227,7 @@ def test_materials_project_hull_queries_sub_systems_and_caches_them(
     # A new system downloads only its unknown sub-systems.
     materials_project_hull(["Na-O-Sr"], mp_settings, tmp_path / "cache")
     assert _asked_systems(mp_env) == {"Na-O", "Na-Sr", "Na-O-Sr"}
-    assert _key_found_under(tmp_path, API_KEY) == []
+    assert files_holding(tmp_path, API_KEY) == []
 
 
 def test_materials_project_hull_failure_names_endpoint_not_key(
@@ -364,7 +351,7 @@ def test_mlip_hull_of_materials_project_relaxes_the_thermo_structures(
     assert all(THERMO_STRUCTURE_FIELD in request.params["_fields"].split(",") for request in mp_env.thermo_requests())
     assert "materials_project thermo GGA_GGA+U" in built.source and "relaxed with CHGNet" in built.source
     assert built.e_above_hull("CsCl", -2.2) == pytest.approx(0.0, abs=1e-9)
-    assert _key_found_under(tmp_path, API_KEY) == []
+    assert files_holding(tmp_path, API_KEY) == []
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -416,7 +403,7 @@ def test_cli_writes_the_materials_project_hull_without_the_key(
     mp_env.requests.clear()
     assert main(argv) == 0
     assert mp_env.requests == []
-    assert _key_found_under(tmp_path, API_KEY) == []
+    assert files_holding(tmp_path, API_KEY) == []
 
 
 def test_cli_without_dataset_for_a_table_source_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
