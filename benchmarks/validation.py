@@ -72,7 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", action="store_true",
                         help="instead: DFT formation energies against experiment (benchmarks/experiment.py; "
                              "arguments this script does not know go to it)")
+    parser.add_argument("--orchestration", action="store_true",
+                        help="instead: the DFT jobs' share of time outside GPAW, grouped demo statics and one "
+                             "production-size job (benchmarks/dft_orchestration.py; arguments this script "
+                             "does not know go to it)")
     args, rest = parser.parse_known_args(argv)
+    if args.orchestration:
+        import dft_orchestration  # benchmarks/dft_orchestration.py, beside this script
+
+        dft_orchestration.main(rest)
+        return
     if args.mlip_only:
         import mlip_throughput  # benchmarks/mlip_throughput.py, beside this script
 

@@ -11,6 +11,7 @@ import pytest
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.errors import InputError
 from icrdesign.validation.dft import dft_reference_settings, gpaw_maker
@@ -192,6 +193,15 @@ def test_experimental_table_and_compounds():
     assert {formula: structure.composition.reduced_formula for formula, structure in kinds.items()} == {
         formula: Composition(formula).reduced_formula for formula in kinds}
     assert all(len(structure) <= 4 for structure in kinds.values())
+    # The +U oxides start antiferromagnetic (AFM-II), as MP's ground states: two metal sites of MP's
+    # moment with opposite signs, in a cell of two formula units that stays rocksalt.
+    for formula, metal in (("NiO", "Ni"), ("MnO", "Mn")):
+        moments = {symbol: sorted(m for site, m in zip(kinds[formula], kinds[formula].site_properties["magmom"],
+                                                       strict=True) if site.specie.symbol == symbol)
+                   for symbol in (metal, "O")}
+        assert moments == {metal: [-mp_magmoms()[metal], mp_magmoms()[metal]], "O": [0.0, 0.0]}
+        assert SpacegroupAnalyzer(kinds[formula]).get_space_group_symbol() == "Fm-3m"
+    assert "magmom" not in kinds["ScF3"].site_properties
     assert sum(bool(mp_hubbards(structure.composition)) for structure in kinds.values()) >= 2
     assert [compound.formula for compound in select(["ScF3", "NiO"])] == ["ScF3", "NiO"]
     with pytest.raises(InputError, match=r"unknown compounds \['XeF9'\]"):

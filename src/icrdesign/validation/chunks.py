@@ -118,12 +118,15 @@ def run_dft_chunk(rows: pd.DataFrame, case: str, config: Mapping[str, Any], refe
     that have no ok record yet, each from the structure its MLIP relaxation left; one record each.
 
     A candidate the input checks refuse (too large for ``dft.max_sites``, an element without a PAW
-    dataset or POTCAR) gets a failed record with the refusal as reason; the others go on.
+    dataset or POTCAR) gets a failed record with the refusal as reason; the others go on. The band
+    gap's non-self-consistent calculations run only for a case that judges the gap (its constraints
+    name ``band_gap``); elsewhere the gap recorded is the static's own (k-set 'scf').
     """
     from icrdesign.validation.dft import validate_dft
     from icrdesign.validation.funnel import RELAXED_CIF_PATH
 
     dft, relaxation = dict(config["dft"]), dict(config["relaxation"])
+    judges_band_gap = "band_gap" in config["sampling"]["cases"][case]["constraints"]
     todo = set(pending(chunk_folder, rows["candidate_id"].tolist(), DFT))
     written = []
     for candidate, cif in zip(rows["candidate_id"], rows[RELAXED_CIF_PATH], strict=True):
@@ -136,7 +139,8 @@ def run_dft_chunk(rows: pd.DataFrame, case: str, config: Mapping[str, Any], refe
         except StructureRefused as refusal:
             result, task_docs = refused_record(refusal, DFT, dict(config)), {}
         else:
-            result, task_docs = validate_dft(structure, dft, relaxation, folder, references_dir, mlip_references_dir)
+            result, task_docs = validate_dft(structure, dft, relaxation, folder, references_dir, mlip_references_dir,
+                                             band_gap=judges_band_gap)
         row = {"case": case, "candidate_id": candidate, **result, "start_structure": str(cif)}
         write_record(record_path(chunk_folder, candidate, DFT), row,
                      {f"dft_{role}_taskdoc": doc for role, doc in task_docs.items()})

@@ -129,8 +129,10 @@ def dft_references(elements: list[str], dft: dict[str, Any], relaxation: dict[st
 
 def validate_dft(structure: Structure, dft: dict[str, Any], relaxation: dict[str, Any], out_dir: Path,
                  references_dir: Path, mlip_references_dir: Path,
-                 relax: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Relax (``dft.relax`` unless ``relax`` says otherwise) + static + formation energy for one structure.
+                 relax: bool | None = None, band_gap: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Relax (``dft.relax`` unless ``relax`` says otherwise) + static + formation energy for one structure;
+    without ``band_gap`` the static skips the band gap's non-self-consistent calculations (its gap is
+    then the self-consistent grid's, k-set 'scf').
 
     Returns (validation record, task documents by role, see :func:`task_documents`). Any fault gives
     status 'failed' and the reason.
@@ -150,7 +152,7 @@ def validate_dft(structure: Structure, dft: dict[str, Any], relaxation: dict[str
 
             if missing := vasp_binary_missing():
                 raise RuntimeError(missing)
-        flow = dft_flow(structure, dft, relax)
+        flow = dft_flow(structure, dft, relax, band_gap=band_gap)
         task_docs = task_documents(flow, run_flow(flow, work_dir, relaxation.get("store_uri")))
         static = task_docs.get("static")
         if static is None:
