@@ -163,7 +163,7 @@ CONTRADICTIONS = [
     # 3.0^3 / sqrt(2) = 19.1 A^3/atom: atoms 3 A apart cannot fit in 15 A^3 each
     pytest.param({"sampling": {"min_distance": 3.0, "min_volume_per_atom": 1.0, "max_volume_per_atom": 15.0}},
                  ("sampling.min_distance", "sampling.max_volume_per_atom"), id="distance-against-volume"),
-    pytest.param({"sampling": {"n_samples": 10}},
+    pytest.param({"sampling": {"n_samples": 3}},
                  ("sampling.cases.Ef_-0.3.n_candidates", "sampling.n_samples"), id="candidates-above-samples"),
     pytest.param({"data": {"materials_project": {"min_elements": 3, "max_elements": 2}}},
                  ("data.materials_project.min_elements", "data.materials_project.max_elements"),
