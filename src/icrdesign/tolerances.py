@@ -32,3 +32,7 @@ ROUNDTRIP_MATCHER: Final[dict[str, float]] = {"ltol": 0.01, "stol": 0.01, "angle
 #: MatterGen's evaluation (Zeni et al., Nature 2025), loose enough to pair a distorted cell with its
 #: relaxed self.
 RMSD_MATCHER: Final[dict[str, float]] = {"ltol": 0.5, "stol": 0.5, "angle_tol": 10.0}
+
+#: How far (eV/atom) a DFT relaxation's last energy may lie above its first before it is refused: a
+#: relaxation that climbs followed a stress that disagrees with the energy.
+RELAXATION_UPHILL_EV_PER_ATOM: Final[float] = 1e-3

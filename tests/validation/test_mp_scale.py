@@ -214,3 +214,25 @@ def test_summary_counts_finished_rows_only():
     assert result["n"] == 2 and math.isclose(result["mae"], 0.075) and math.isclose(result["mean_signed_error"], 0.025)
     assert result["meets_target"] is True
     assert summary([])["meets_target"] is False
+
+
+def test_a_relaxation_whose_energy_climbs_is_refused():
+    from atomate2.ase.schemas import AseResult
+    from pymatgen.core.trajectory import Trajectory
+
+    from icrdesign.tolerances import RELAXATION_UPHILL_EV_PER_ATOM
+    from icrdesign.validation.gpaw import uphill
+
+    cell = Structure(Lattice.cubic(4.0), ["Sc", "F"], [[0, 0, 0], [0.5, 0, 0]])
+
+    def result(*energies: float) -> AseResult:
+        return AseResult(trajectory=Trajectory.from_structures([cell] * len(energies),
+                                                               frame_properties=[{"energy": e} for e in energies]))
+
+    # ScF3 at 400 eV: the cell shrank by 9% while the energy rose from -22.64 to -19.90 eV.
+    assert uphill(result(-22.641, -22.543, -19.905), 2) == (
+        "energy rose from -22.6410 to -19.9050 eV over 3 steps (the stress disagrees with the energy)")
+    assert uphill(result(-10.0, -10.5, -10.4), 2) is None
+    # A relaxation that starts at its minimum may end a hair above it.
+    assert uphill(result(-10.0, -10.0 + RELAXATION_UPHILL_EV_PER_ATOM), 2) is None
+    assert uphill(result(-10.0), 2) is None

@@ -3,7 +3,7 @@
 pymatgen ships the experimental formation enthalpies that MP2020's corrections were fitted to
 (``pymatgen/analysis/compatibility/exp_compounds.json.gz``: formula, enthalpy in eV per formula unit,
 uncertainty, MP id). Each compound here is built from its prototype with a literature lattice constant,
-relaxed and computed by the DFT tier exactly as a candidate is (:func:`icrdesign.validation.validate_dft`:
+computed by the DFT tier exactly as a candidate is (:func:`icrdesign.validation.validate_dft`:
 MP's U values and moments, MP2020 corrections, elemental references with the same settings), and its
 formation energy per atom is compared with experiment.
 """
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from icrdesign.artefacts.validation import STATUS_OK
 from icrdesign.errors import InputError
-from icrdesign.validation.mp_scale import mp_hubbards, mp_magmoms
+from icrdesign.validation.mp_scale import mp_magmoms
 
 #: Where pymatgen keeps the experimental enthalpies (relative to its package folder).
 EXPERIMENT_FILE: Final[str] = "analysis/compatibility/exp_compounds.json.gz"
@@ -138,10 +138,10 @@ def compare(compounds: Iterable[Prototype], dft: dict[str, Any], relaxation: dic
     with references cached in WORK_DIR/references; one row per compound: DFT and experimental formation
     energies (eV/atom), their difference, the corrections applied, status and reason.
 
-    A compound without +U is relaxed (cell and positions) before its static. A +U compound keeps its
-    experimental cell (GPAW's stress is wrong with +U, see ``GpawRelaxMaker``) and its prototype has no
-    free coordinates, so it gets the static alone. Band gaps are not compared: the statics skip their
-    non-self-consistent calculations.
+    Every compound is a static at its experimental cell: no prototype here has free coordinates, and a
+    GPAW cell relaxation cannot be trusted (its stress disagrees with its energy, see
+    ``gpaw.uphill``); PBE's lattice constants differ from experiment by 1-2%, worth about 0.01 eV/atom.
+    Band gaps are not compared: the statics skip their non-self-consistent calculations.
     """
     from icrdesign.validation.dft import validate_dft
 
@@ -150,8 +150,7 @@ def compare(compounds: Iterable[Prototype], dft: dict[str, Any], relaxation: dic
         experiment = experimental_enthalpy(compound.formula)
         structure = compound.structure()
         record, _ = validate_dft(structure, dft, relaxation, work_dir / compound.formula, work_dir / "references",
-                                 work_dir / "mlip_references", relax=not mp_hubbards(structure.composition),
-                                 band_gap=False)
+                                 work_dir / "mlip_references", relax=False, band_gap=False)
         ok = record["status"] == STATUS_OK
         rows.append({"formula": compound.formula, "prototype": compound.prototype, "mpid": experiment.mpid,
                      "nsites": len(structure), "magnetic_order": "AFM" if compound.antiferromagnetic_planes else "",

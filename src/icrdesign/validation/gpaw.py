@@ -40,7 +40,7 @@ from pymatgen.core import Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from icrdesign.io import write_json
-from icrdesign.tolerances import RELAXED_SYMPREC, SYMPREC
+from icrdesign.tolerances import RELAXATION_UPHILL_EV_PER_ATOM, RELAXED_SYMPREC, SYMPREC
 from icrdesign.validation.gpaw_worker import INPUT_FILE, KSET_LINE, KSET_UNIFORM, RESULT_FILE, STATUS_FILE, grid_kpts
 from icrdesign.validation.mp_scale import (RUN_TYPE_GGA, RUN_TYPE_GGA_U, hubbard_orbital, initial_magmoms,
                                            mp_hubbard_table, mp_hubbards, mp_magmoms)
@@ -284,6 +284,18 @@ def run_gpaw_custodian(structure: Structure, spec: dict[str, Any], directory: Pa
     return result["ase_result"], {**data, "corrections": _read_json(directory / CORRECTIONS_FILE) or []}
 
 
+def uphill(result: AseResult, nsites: int) -> str | None:
+    """Why a relaxation is refused, or None: its last energy lies more than
+    ``RELAXATION_UPHILL_EV_PER_ATOM`` above its first. GPAW's analytic stress can disagree with its
+    energy (ScF3 at 400 eV: 42 GPa; the cell shrank by 9% while the energy rose by 2.7 eV), and such a
+    cell must not pass for relaxed."""
+    energies = [float(frame["energy"]) for frame in result.trajectory.frame_properties]
+    if len(energies) < 2 or (energies[-1] - energies[0]) / nsites <= RELAXATION_UPHILL_EV_PER_ATOM:
+        return None
+    return (f"energy rose from {energies[0]:.4f} to {energies[-1]:.4f} eV over {len(energies)} steps "
+            f"(the stress disagrees with the energy)")
+
+
 @dataclass
 class GpawRelaxMaker(AseRelaxMaker):
     """Relax positions and cell with GPAW (plane waves, PAW) at a k-grid fixed from the input cell.
@@ -359,6 +371,10 @@ class GpawRelaxMaker(AseRelaxMaker):
         hubbards = self.hubbards(structure)
         spec = self.calculation_spec(structure)
         result, data = run_gpaw_custodian(structure, spec, Path.cwd(), self.max_corrections, self.mpi_procs)
+        if (climb := uphill(result, len(structure))) is not None:
+            write_json(Path.cwd() / FAILURE_FILE, {"reason": "relaxation_uphill", "detail": climb,
+                                                   "corrections": data["corrections"]})
+            raise CalculationFailed("relaxation_uphill", climb, data["corrections"])
         task_doc = AseTaskDoc.to_mol_or_struct_metadata_doc(
             GPAW_CALCULATOR_NAME, result, self.steps, relax_kwargs=self.relax_kwargs, relax_cell=spec["relax_cell"],
             ionic_step_data=self.ionic_step_data, store_trajectory=self.store_trajectory, tags=self.tags)
