@@ -3,6 +3,7 @@ VASP inputs that carry them, the band gap's k-sets, and the experiment check's d
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -15,12 +16,14 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from icrdesign.errors import InputError
 from icrdesign.validation.dft import dft_reference_settings, gpaw_maker
-from icrdesign.validation.experiment import COMPOUNDS, experimental_enthalpy, select, summary
+from icrdesign.validation.experiment import (COMPOUNDS, MIXING_FIT_COMPOUNDS, experimental_enthalpy, fit_mixing_refit,
+                                            select, summary)
 from icrdesign.validation.gpaw import GpawRelaxMaker, GpawStaticMaker, calculator_settings, line_kpoints
+from icrdesign.validation.mlip import mlip_reference_settings
 from icrdesign.validation.mlip import mp2020_corrected_energy as mlip_corrected_energy
 from icrdesign.validation.mp_scale import (corrections_summary, initial_magmoms, mp2020_corrected_energy,
                                            mp2020_entry, mp_hubbards, mp_magmoms)
-from icrdesign.validation.references import cache_name
+from icrdesign.validation.references import CROWN_RINGS, cache_name, crown_ring_in_box, reference_candidates
 
 INCAR = MPRelaxSet.CONFIG["INCAR"]
 GPAW_SETTINGS = {"xc": "PBE", "ecut": 300, "kpoint_density": 2.5, "smearing_width": 0.05, "max_scf_iterations": 300,
@@ -206,6 +209,104 @@ def test_experimental_table_and_compounds():
     assert [compound.formula for compound in select(["ScF3", "NiO"])] == ["ScF3", "NiO"]
     with pytest.raises(InputError, match=r"unknown compounds \['XeF9'\]"):
         select(["XeF9"])
+
+
+def test_fit_set_fluorides_are_antiferromagnetic_rutile():
+    for compound, metal in zip(MIXING_FIT_COMPOUNDS, ("Ni", "Mn"), strict=True):
+        structure = compound.structure()
+        assert len(structure) == 6 and SpacegroupAnalyzer(structure).get_space_group_symbol() == "P4_2/mnm"
+        assert experimental_enthalpy(compound.formula).enthalpy_per_atom < 0
+        moments = sorted(m for site, m in zip(structure, structure.site_properties["magmom"], strict=True)
+                         if site.specie.symbol == metal)
+        # Corner and body centre antiparallel; each metal has six F neighbours at 1.98-2.16 A.
+        assert moments == [-mp_magmoms()[metal], mp_magmoms()[metal]]
+        for site in structure:
+            if site.specie.symbol == metal:
+                neighbours = structure.get_neighbors(site, 2.2)
+                assert len(neighbours) == 6 and all(n.specie.symbol == "F" and n.nn_distance > 1.95 for n in neighbours)
+    assert [compound.formula for compound in select(["NiF2"])] == ["NiF2"]
+
+
+def test_mixing_refit_puts_each_fit_fluoride_on_experiment():
+    rows = [{"formula": "NiF2", "status": "ok", "error": 0.1},
+            {"formula": "MnF2", "status": "ok", "error": -0.05},
+            {"formula": "MnF2", "status": "ok", "error": -0.15},
+            {"formula": "CoF2", "status": "failed", "error": math.nan}]
+    # NiF2: 3 atoms per Ni, 0.1 eV/atom too high -> -0.3 eV/Ni more; MnF2: the mean of +0.15 and +0.45.
+    refit = fit_mixing_refit(rows, {"Ni": -0.2, "Co": 0.05})
+    assert refit.keys() == {"Ni", "Mn", "Co"}
+    assert math.isclose(refit["Ni"], -0.5) and math.isclose(refit["Mn"], 0.3) and refit["Co"] == 0.05
+    with pytest.raises(InputError, match=r"NaCl has 0 metals with \+U"):
+        fit_mixing_refit([{"formula": "NaCl", "status": "ok", "error": 0.0}], {})
+
+
+def test_gpaw_refit_is_added_to_gpaw_energies_of_u_metals_only(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from icrdesign.validation import mp_scale
+
+    path = tmp_path / "refit.yaml"
+    mp_scale.write_gpaw_mixing_refit({"Ni": -0.4}, ["NiF2"], {"ecut": 400}, path)
+    monkeypatch.setattr(mp_scale, "GPAW_MIXING_REFIT_PATH", path)
+    mp_scale.gpaw_mixing_refit.cache_clear()
+    try:
+        assert mp_scale.gpaw_mixing_refit() == {"corrections": {"Ni": -0.4}, "fit_set": ["NiF2"], "settings": {"ecut": 400}}
+        nio = Structure(Lattice.cubic(4.177), ["Ni", "Ni", "O", "O"],
+                        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0], [0, 0.5, 0]])
+
+        def task_doc(structure: Structure, energy: float, hubbards: dict) -> SimpleNamespace:
+            return SimpleNamespace(structure=structure, output=SimpleNamespace(energy=energy),
+                                   entry=SimpleNamespace(parameters={"hubbards": hubbards}))
+
+        oxide = task_doc(nio, -40.0, mp_hubbards(nio.composition))
+        gpaw, vasp = mp_scale.mp2020_task_entry(oxide, "gpaw"), mp_scale.mp2020_task_entry(oxide, "vasp")
+        assert math.isclose(gpaw.energy - vasp.energy, 2 * -0.4)
+        assert corrections_summary(gpaw) == ("MP2020: oxide -0.687 eV/O, GGA/GGA+U mixing -2.541 eV/Ni; "
+                                             "GPAW refit: GGA/GGA+U mixing -0.400 eV/Ni; U(Ni)=6.2")
+        # An intermetallic (no U) and a fluoride of a metal without a refit get none.
+        alni = Structure(Lattice.cubic(2.887), ["Al", "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        assert mp_scale.mp2020_task_entry(task_doc(alni, -10.0, {}), "gpaw").energy == -10.0
+        cof2 = MIXING_FIT_COMPOUNDS[0].structure().copy()
+        cof2.replace_species({"Ni": "Co"})
+        doc = task_doc(cof2, -30.0, mp_hubbards(cof2.composition))
+        assert mp_scale.mp2020_task_entry(doc, "gpaw").energy == mp_scale.mp2020_task_entry(doc, "vasp").energy
+    finally:
+        mp_scale.gpaw_mixing_refit.cache_clear()
+
+
+def test_reference_settings_read_back_equal_so_cached_references_are_reused(tmp_path):
+    """A cached reference is reused only when its recorded settings equal the current ones; both tiers'
+    settings must survive the JSON round trip of the cache file (a tuple would come back a list)."""
+    from icrdesign.validation.references import cached_references
+
+    calls: list[str] = []
+
+    def compute(element: str) -> dict:
+        calls.append(element)
+        return {"kind": "molecule", "energy_per_atom": -1.0}
+
+    for settings in (dft_reference_settings(DFT, RELAXATION), mlip_reference_settings(RELAXATION)):
+        assert "crown_rings" in json.dumps(settings)
+        cache = tmp_path / settings["engine"]
+        cached_references(["S"], cache, settings, compute)
+        cached_references(["S"], cache, settings, compute)
+    assert calls == ["S", "S"]
+
+
+def test_sulfur_reference_is_an_s8_crown_ring():
+    """Bond lengths and angles as in alpha-sulfur, and the ring's images as far apart as the box says."""
+    kind, (ring,) = reference_candidates("S", 9.0)
+    size, bond, angle = CROWN_RINGS["S"]
+    assert kind == "molecule" and ring.composition.reduced_formula == "S" and len(ring) == size == 8
+    distances = ring.distance_matrix
+    for k in range(size):
+        assert math.isclose(distances[k, (k + 1) % size], bond, abs_tol=1e-9)
+        left, right = ring.cart_coords[(k - 1) % size] - ring.cart_coords[k], ring.cart_coords[(k + 1) % size] - ring.cart_coords[k]
+        assert math.isclose(math.degrees(math.acos(left @ right / bond**2)), angle, abs_tol=1e-6)
+    # The nearest image atom is at least the box edge away along each axis.
+    assert min(neighbour.nn_distance for site in ring for neighbour in ring.get_neighbors(site, 9.0)
+               if neighbour.image != (0, 0, 0)) >= 9.0 - 1e-9
+    assert crown_ring_in_box("S", 6.0).lattice.abc[0] < ring.lattice.abc[0]
 
 
 def test_summary_counts_finished_rows_only():

@@ -140,6 +140,24 @@ def test_references_job_computes_each_element_once_and_indexes_failures(tmp_path
     assert calls == ["Cl", "Na", "Sr", "Sr"]
 
 
+def test_references_job_with_two_workers_writes_every_element(tmp_path, capsys):
+    """Forked workers compute the elements two at a time: the same records, in element order, each
+    element's cache file written by the worker that computed it, the failure indexed."""
+    from icrdesign.cli.validation_common import print_references
+    from icrdesign.validation.references import cached_references
+
+    compute = _reference_computation_failing_for_sr([])
+    cache = tmp_path / "references" / "gpaw"
+    index = index_path(cache)
+    assert print_references(["Na", "Sr", "Cl", "K"], lambda els: cached_references(els, cache, {}, compute), index,
+                            workers=2) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["element"], line["status"]) for line in lines] == [("Cl", "ok"), ("K", "ok"), ("Na", "ok"),
+                                                                     ("Sr", "failed")]
+    assert sorted(path.name for path in cache.iterdir()) == ["Cl.json", "K.json", "Na.json", "Sr.json"]
+    assert json.loads(index.read_text())["elements"] == {"Cl": "ok", "K": "ok", "Na": "ok", "Sr": "failed"}
+
+
 def test_result_files_table_and_failed_detection(tmp_path):
     ok = {"case": "a", "candidate_id": "c1", "formula": "NaCl", "nsites": 2, "tier": "mlip", "engine": "CHGNet",
           "energy_per_atom": -3.0, "formation_energy_per_atom": -2.0, "band_gap": float("nan"), "status": "ok",
@@ -353,6 +371,7 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     assert plan(config).reference_elements("mlip") == ["Br", "Cl", "K", "Mg", "Na", "O", "Sr", "Ti"]
     assert plan(config).reference_elements("dft") == ["Br", "Cl", "K", "Na"]
     assert plan(config).dft_references_runtime() == 120
+    assert plan(config).dft_references_runtime(workers=2) == 60 and plan(config).dft_references_runtime(3) == 60
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype
     # references start from the MLIP's), the parallelisation keys none.
     mlip_dir, dft_dir = plan(config).reference_dir("mlip"), plan(config).reference_dir("dft")

@@ -152,8 +152,8 @@ checkpoint funnel:
 
 
 rule dft_references:
-    """The DFT elemental references for every candidate of its tier, in one job (each is a DFT
-    calculation, so the job's runtime is one per element); prototype elements start from the MLIP's."""
+    """The DFT elemental references for every candidate of its tier, in one job, its threads' worth of
+    elements at once (each is a serial DFT calculation); prototype elements start from the MLIP's."""
     input:
         config=stage_config("relaxation", "dft"),
         funnels=lambda wildcards: [checkpoints.funnel.get(case=case).output.table for case in VALIDATION_PLAN.cases],
@@ -172,14 +172,14 @@ rule dft_references:
         f"{RESULTS}/benchmarks/references_{DFT}.tsv"
     conda:
         CONDA_ENV
-    threads: config["dft"]["threads"]
+    threads: resources_for("dft_references")["threads"]
     resources:
-        mem_mb=config["dft"]["mem_mb"],
-        runtime=lambda wildcards: VALIDATION_PLAN.dft_references_runtime(),
+        mem_mb=lambda wildcards, threads: config["dft"]["mem_mb"] * threads,
+        runtime=lambda wildcards, threads: VALIDATION_PLAN.dft_references_runtime(threads),
     shell:
         "{params.icrdesign} dft --reference-elements {params.elements} --references {output.cache} "
         "--mlip-references {input.mlip_references} --index {output.index} --config {input.config} "
-        "--out {params.work} > {log} 2>&1"
+        "--out {params.work} --workers {threads} > {log} 2>&1"
 
 
 rule dft:

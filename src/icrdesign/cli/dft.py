@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["gpaw", "vasp"], default=None, help="default: config dft.engine")
     parser.add_argument("--relax", action=argparse.BooleanOptionalAction, default=None,
                         help="relax before the static (default: config dft.relax)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --reference-elements: elements computed at once (the rule's threads)")
     parser.add_argument("--chunk", type=int, default=None,
                         help="with --candidates (a case's funnel.csv): the DFT batch to compute (0-based)")
 
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     with results_only_on_stdout() as stdout:
         if args.reference_elements:
             return print_references(args.reference_elements, lambda elements: dft_references(
-                elements, dft, relaxation, args.references, args.mlip_references, args.out), args.index, stdout)
+                elements, dft, relaxation, args.references, args.mlip_references, args.out), args.index, stdout,
+                workers=args.workers)
         if args.candidates is not None:
             return _run_batch(args, config, stdout)
         try:

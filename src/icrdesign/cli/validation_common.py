@@ -112,13 +112,14 @@ def print_summary(row: dict[str, Any], keys: tuple[str, ...], stream: TextIO | N
 
 
 def print_references(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
-                     index: Path | None, stream: TextIO | None = None) -> int:
+                     index: Path | None, stream: TextIO | None = None, workers: int = 1) -> int:
     """Compute (or reuse) each element's reference in this one process (the imports and the model load
-    are paid once) and print one JSON line per element; ``index`` gets every element's status
+    are paid once; ``workers`` > 1 computes that many elements at once in forked processes) and print
+    one JSON line per element; ``index`` gets every element's status
     (``references.write_index``). A failure is recorded and printed, not raised, so the other
     elements and the workflow go on and the candidates needing it fail with the reason."""
     records = []
-    for record in reference_records(elements, compute):
+    for record in reference_records(elements, compute, workers):
         print_summary(record, REFERENCE_KEYS, stream)
         records.append(record)
     if index is not None:

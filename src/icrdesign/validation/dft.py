@@ -162,7 +162,7 @@ def validate_dft(structure: Structure, dft: dict[str, Any], relaxation: dict[str
             composition = static.structure.composition
             corrections = ([c for doc in task_docs.values() for c in doc.entry.data.get("corrections", [])]
                            if dft["engine"] == "gpaw" else [])
-            corrected = mp2020_task_entry(static)
+            corrected = mp2020_task_entry(static, dft["engine"])
             references = dft_references([el.symbol for el in composition], dft, relaxation, references_dir,
                                         mlip_references_dir, out_dir / REFERENCES_WORK_FOLDER)
             row.update(energy_per_atom=energy / len(static.structure), band_gap=_band_gap(static), status=STATUS_OK,

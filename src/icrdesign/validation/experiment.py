@@ -21,11 +21,12 @@ from typing import Any, Final
 
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.symmetry.groups import SpaceGroup
 from tqdm import tqdm
 
 from icrdesign.artefacts.validation import STATUS_OK
 from icrdesign.errors import InputError
-from icrdesign.validation.mp_scale import mp_magmoms
+from icrdesign.validation.mp_scale import mp_hubbards, mp_magmoms
 
 #: Where pymatgen keeps the experimental enthalpies (relative to its package folder).
 EXPERIMENT_FILE: Final[str] = "analysis/compatibility/exp_compounds.json.gz"
@@ -35,12 +36,13 @@ TARGET_MAE: Final[float] = 0.10
 
 @dataclass(frozen=True)
 class Prototype:
-    """A compound built from its prototype: space group, conventional lattice (a of a cubic cell, or a
-    and c of a hexagonal one; angstrom, at room temperature) and Wyckoff sites.
+    """A compound built from its prototype: space group, conventional lattice (a of a cubic cell, a and c
+    of a hexagonal or tetragonal one; angstrom, at room temperature) and Wyckoff sites.
 
     ``antiferromagnetic_planes``: the Miller indices (of the conventional cell) of the lattice planes
     across which the magnetic sites' moments alternate, for a compound whose Materials Project ground
-    state is antiferromagnetic (NiO, MnO: AFM-II, (1, 1, 1)); None starts ferromagnetic, with MP's moments.
+    state is antiferromagnetic (NiO, MnO: AFM-II, (1, 1, 1); rutile NiF2, MnF2: corner against body
+    centre, (0, 0, 2)); None starts ferromagnetic, with MP's moments.
     """
 
     formula: str
@@ -54,7 +56,9 @@ class Prototype:
     def structure(self) -> Structure:
         """The primitive cell of the compound; the magnetic one (site property ``magmom``, MP's moment
         sizes) for an antiferromagnet."""
-        lattice = Lattice.cubic(self.lattice[0]) if len(self.lattice) == 1 else Lattice.hexagonal(*self.lattice)
+        system = SpaceGroup(self.spacegroup).crystal_system
+        lattice = {"cubic": Lattice.cubic, "hexagonal": Lattice.hexagonal, "tetragonal": Lattice.tetragonal}[system](
+            *self.lattice)
         conventional = Structure.from_spacegroup(self.spacegroup, lattice, list(self.species),
                                                  [list(c) for c in self.coords])
         if self.antiferromagnetic_planes is None:
@@ -85,6 +89,14 @@ COMPOUNDS: Final[tuple[Prototype, ...]] = (
     Prototype("TiN", "rocksalt", "Fm-3m", (4.242,), ("Ti", "N"), (_ORIGIN, _BODY_CENTRE)),
     Prototype("AlNi", "CsCl", "Pm-3m", (2.887,), ("Al", "Ni"), (_ORIGIN, _BODY_CENTRE)),
     Prototype("TiC", "rocksalt", "Fm-3m", (4.328,), ("Ti", "C"), (_ORIGIN, _BODY_CENTRE)),
+)
+#: The fit set of GPAW's GGA/GGA+U mixing refit (:func:`fit_mixing_refit`): one fluoride per +U metal
+#: of the check, so that the check's oxides stay out of sample (MP2020 gives a metal one mixing
+#: correction for its oxides and fluorides alike). Rutile, antiferromagnetic as MP's ground states;
+#: cells and the F parameter x from Baur and Khan, Acta Cryst. B 27, 2133 (1971).
+MIXING_FIT_COMPOUNDS: Final[tuple[Prototype, ...]] = (
+    Prototype("NiF2", "rutile", "P4_2/mnm", (4.6506, 3.0836), ("Ni", "F"), (_ORIGIN, (0.3024, 0.3024, 0.0)), (0, 0, 2)),
+    Prototype("MnF2", "rutile", "P4_2/mnm", (4.8734, 3.3099), ("Mn", "F"), (_ORIGIN, (0.3053, 0.3053, 0.0)), (0, 0, 2)),
 )
 
 
@@ -122,10 +134,11 @@ def experimental_enthalpy(formula: str) -> Experiment:
 
 
 def select(formulas: Iterable[str] | None) -> list[Prototype]:
-    """The compounds named (all of :data:`COMPOUNDS` for None); an unknown one raises InputError."""
+    """The compounds named, from the check and the fit set (all of :data:`COMPOUNDS` for None); an
+    unknown one raises InputError."""
     if formulas is None:
         return list(COMPOUNDS)
-    known = {compound.formula: compound for compound in COMPOUNDS}
+    known = {compound.formula: compound for compound in (*COMPOUNDS, *MIXING_FIT_COMPOUNDS)}
     unknown = sorted(set(formulas) - set(known))
     if unknown:
         raise InputError(f"unknown compounds {unknown}; known: {sorted(known)}")
@@ -170,3 +183,25 @@ def summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     mae = sum(abs(error) for error in errors) / len(errors) if errors else math.nan
     return {"mae": mae, "mean_signed_error": sum(errors) / len(errors) if errors else math.nan,
             "n": len(errors), "target_mae": TARGET_MAE, "meets_target": bool(errors) and mae <= TARGET_MAE}
+
+
+def fit_mixing_refit(rows: Iterable[Mapping[str, Any]], current: Mapping[str, float]) -> dict[str, float]:
+    """GPAW's mixing refit per +U metal (eV per metal atom) that puts the fit rows on experiment.
+
+    Each finished row (a compound with one metal that MP treats with +U) was computed with the refit
+    ``current``; its error e (eV/atom) over N atoms with N_M of the metal moves that metal's refit by
+    -e N / N_M, averaged over the metal's rows. Metals without rows keep their ``current`` value.
+    """
+    shifts: dict[str, list[float]] = {}
+    for row in rows:
+        if row["status"] != STATUS_OK:
+            continue
+        composition = Composition(row["formula"])
+        metals = sorted(mp_hubbards(composition))
+        if len(metals) != 1:
+            raise InputError(f"{row['formula']} has {len(metals)} metals with +U ({metals}); "
+                             "a mixing fit needs exactly one")
+        shifts.setdefault(metals[0], []).append(
+            -float(row["error"]) * composition.num_atoms / composition[metals[0]])
+    return {**current, **{metal: float(current.get(metal, 0.0)) + sum(values) / len(values)
+                          for metal, values in shifts.items()}}

@@ -30,7 +30,12 @@ from icrdesign.artefacts.validation import MLIP, STATUS_FAILED, STATUS_OK
 from icrdesign.validation.batch_relax import RelaxOutcome, relax_batch
 from icrdesign.validation.flows import job_error, run_flow
 from icrdesign.validation.mp_scale import mp2020_corrected_energy
-from icrdesign.validation.references import cached_references, formation_energy_per_atom, reference_candidates
+from icrdesign.validation.references import (
+    cached_references,
+    formation_energy_per_atom,
+    molecular_references,
+    reference_candidates,
+)
 
 # Potentials trained on MPtrj's MP2020-corrected energies already predict corrected energies;
 # correcting again would double-count the anion corrections (NaCl: -2.41 instead of -2.10 eV/atom).
@@ -50,7 +55,7 @@ def force_field_maker(relaxation: dict[str, Any]) -> ForceFieldRelaxMaker:
 def mlip_reference_settings(relaxation: dict[str, Any]) -> dict[str, Any]:
     """The settings that change an MLIP reference's energy (solids always relax their cell)."""
     return {"engine": relaxation["force_field"], "fmax": float(relaxation["fmax"]), "steps": int(relaxation["steps"]),
-            "molecule_box": float(relaxation["molecule_box"])}
+            "molecule_box": float(relaxation["molecule_box"]), "molecules": molecular_references()}
 
 
 def mlip_references(elements: list[str], relaxation: dict[str, Any], cache_dir: Path,

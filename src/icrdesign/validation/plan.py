@@ -7,6 +7,8 @@ functions and parameters.
 
 from __future__ import annotations
 
+import math
+
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -116,9 +118,10 @@ class ValidationPlan:
     def reference_work_dir(self, tier: str) -> str:
         return str(Path(self.reference_dir(tier)) / WORK_FOLDER)
 
-    def dft_references_runtime(self) -> int:
-        """Minutes for the DFT references job (every element of the DFT tier is a DFT calculation)."""
-        return int(self.config["dft"]["runtime"]) * max(1, len(self.reference_elements(DFT)))
+    def dft_references_runtime(self, workers: int = 1) -> int:
+        """Minutes for the DFT references job (every element of the DFT tier is a DFT calculation,
+        ``workers`` of them at once)."""
+        return int(self.config["dft"]["runtime"]) * max(1, math.ceil(len(self.reference_elements(DFT)) / workers))
 
     def dft_runtime(self, case: str, batch: int) -> int:
         """Minutes for one DFT job: ``dft.runtime`` per candidate of the batch."""

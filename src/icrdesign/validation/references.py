@@ -1,9 +1,12 @@
 """Elemental reference states, the formation energy against them, and the per-element cache on disk.
 
 Gaseous elements (and the molecular halogens) are diatomic molecules in a box, O2 as a triplet;
-noble gases are single atoms in a box; other elements take ASE's tabulated crystal structure, or,
-where ASE has none that it can build (B, P, S, Mn, Ga, Se, ...), the lowest-energy of a few simple
-prototypes after a machine-learned-potential relaxation. The structure's ``kind`` says which.
+noble gases are single atoms in a box; sulfur is an S8 crown ring in a box: alpha-sulfur, MP's ground
+state, is a crystal of these rings, held together by dispersion that PBE barely describes, so the ring
+stands for the crystal to within a few 10 meV/atom, where a simple prototype would miss by about 1 eV/atom.
+Other elements take ASE's tabulated crystal structure, or, where ASE has none that it can build
+(B, P, Mn, Ga, Se, ...), the lowest-energy of a few simple prototypes after a machine-learned-potential
+relaxation. The structure's ``kind`` says which.
 
 One cache folder holds the references of one engine with one set of energy-changing settings
 (:func:`cache_name`): ``<El>.json`` per element, and ``work/``, where a references job computes.
@@ -12,7 +15,8 @@ Beside it, ``<cache folder>.index.json`` holds the status of every element that 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +26,7 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from icrdesign.artefacts.validation import STATUS_FAILED, STATUS_OK
 from icrdesign.config import config_hash
 from icrdesign.io import read_json, write_json
+from icrdesign.parallel import fork_map
 
 #: Folder of the reference caches inside the validation folder, one subfolder per engine and settings.
 REFERENCES_FOLDER: Final[str] = "references"
@@ -34,6 +39,9 @@ WORK_FOLDER: Final[str] = "work"
 DIATOMIC_BOND_LENGTHS: dict[str, float] = {
     "H": 0.74, "N": 1.10, "O": 1.21, "F": 1.42, "Cl": 1.99, "Br": 2.28, "I": 2.67,
 }
+# Crown rings (D4d) of the ring-molecule references: (atoms, bond length in angstrom, bond angle in
+# degrees); S8 as in alpha-sulfur (S-S 2.05 A, S-S-S 108 deg).
+CROWN_RINGS: dict[str, tuple[int, float, float]] = {"S": (8, 2.05, 108.0)}
 # Ground-state spin (mu_B per atom) of the molecules that are not singlets.
 MOLECULE_MAGMOMS: dict[str, float] = {"O": 1.0}
 NOBLE_GASES = frozenset({"He", "Ne", "Ar", "Kr", "Xe", "Rn"})
@@ -52,8 +60,34 @@ def molecule_in_box(element: str, box: float) -> Structure:
                      site_properties={"magmom": [magmom, magmom]})
 
 
+def crown_ring_in_box(element: str, box: float) -> Structure:
+    """A crown ring (:data:`CROWN_RINGS`) centred in a box whose edges exceed the ring's extent by
+    ``box`` angstrom, so its images are as far apart as a point atom's in a cubic box of edge ``box``.
+
+    Its n atoms sit on a circle of radius r, alternately at heights +h and -h; a ring of bond length d
+    and bond angle t has r = d sin(t / 2) / sin(2 pi / n) and (2h)^2 = d^2 - 2 r^2 (1 - cos(2 pi / n)).
+    """
+    size, bond, angle = CROWN_RINGS[element]
+    radius = bond * math.sin(math.radians(angle) / 2) / math.sin(2 * math.pi / size)
+    half_height = math.sqrt(bond**2 - 2 * radius**2 * (1 - math.cos(2 * math.pi / size))) / 2
+    edges = (box + 2 * radius, box + 2 * radius, box + 2 * half_height)
+    coords = [[edges[0] / 2 + radius * math.cos(2 * math.pi * k / size),
+               edges[1] / 2 + radius * math.sin(2 * math.pi * k / size),
+               edges[2] / 2 + half_height * (-1) ** k] for k in range(size)]
+    return Structure(Lattice.orthorhombic(*edges), [element] * size, coords, coords_are_cartesian=True)
+
+
 def is_molecular(element: str) -> bool:
-    return element in DIATOMIC_BOND_LENGTHS or element in NOBLE_GASES
+    return element in DIATOMIC_BOND_LENGTHS or element in NOBLE_GASES or element in CROWN_RINGS
+
+
+def molecular_references() -> dict[str, Any]:
+    """Every molecule-in-a-box reference's definition, part of the reference settings so that changing
+    one recomputes the cached references (as JSON reads it back, lists for tuples, so that a cached
+    record's settings compare equal)."""
+    return {"diatomic_bond_lengths": DIATOMIC_BOND_LENGTHS,
+            "crown_rings": {element: list(ring) for element, ring in CROWN_RINGS.items()},
+            "magmoms": MOLECULE_MAGMOMS, "noble_gases": sorted(NOBLE_GASES)}
 
 
 def prototype_structure(element: str, prototype: str) -> Structure:
@@ -75,6 +109,8 @@ def reference_candidates(element: str, box: float) -> tuple[str, list[Structure]
     from ase.build import bulk
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    if element in CROWN_RINGS:
+        return "molecule", [crown_ring_in_box(element, box)]
     if is_molecular(element):
         return "molecule", [molecule_in_box(element, box)]
     try:
@@ -139,17 +175,26 @@ def cached_references(elements: list[str], cache_dir: Path, settings: Mapping[st
 
 
 def reference_records(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
-                      ) -> Iterator[dict[str, Any]]:
-    """Each element's reference record, computed (or reused) one element at a time, in element order.
+                      workers: int = 1) -> list[dict[str, Any]]:
+    """Each element's reference record, computed (or reused) one element at a time, in element order;
+    with ``workers`` > 1, that many elements at once in forked processes (each writes only its own
+    element's cache file).
 
     A failure gives a record with status 'failed' and the reason instead of an exception, so the
     other elements go on and the candidates needing the failed one fail with that reason.
     """
-    for element in sorted(set(elements)):
-        try:
-            yield {**compute([element])[element], "status": STATUS_OK}
-        except ReferenceFailed as failure:
-            yield {"element": element, "status": STATUS_FAILED, "reason": failure.reason}
+    ordered = sorted(set(elements))
+
+    def records(start: int, stop: int) -> list[dict[str, Any]]:
+        done = []
+        for element in ordered[start:stop]:
+            try:
+                done.append({**compute([element])[element], "status": STATUS_OK})
+            except ReferenceFailed as failure:
+                done.append({"element": element, "status": STATUS_FAILED, "reason": failure.reason})
+        return done
+
+    return [record for part in fork_map(records, len(ordered), workers, len(ordered)) for record in part]
 
 
 def write_index(path: Path, records: list[dict[str, Any]]) -> None:
