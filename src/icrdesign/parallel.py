@@ -6,6 +6,9 @@
 - :func:`process_pool` -- a spawned ``ProcessPoolExecutor`` over picklable chunks
   (:func:`split_evenly`). Spawned, so a process holding torch's thread pools is never forked. For
   work that loads torch or matminer models (demo labels, fingerprints).
+- :func:`fork_each` -- one forked, non-daemonic process per item, a few at once, for tasks that start
+  processes of their own (a GPAW calculation runs in a child process; a pool's daemonic workers may
+  not have children).
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from __future__ import annotations
 import gc
 import mmap
 import multiprocessing
+import multiprocessing.connection
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # The task of the current fork_map call, inherited by its workers.
 _TASK: Callable[[int, int], object] | None = None
@@ -85,3 +90,52 @@ def split_evenly(items: Sequence[T], n_chunks: int) -> list[list[T]]:
         chunks.append(list(items[start:stop]))
         start = stop
     return chunks
+
+
+def _send_result(task: Callable[[T], R], item: T, connection: multiprocessing.connection.Connection) -> None:
+    """Run ``task(item)`` in a forked process and send (True, result) or (False, the error's text)."""
+    try:
+        outcome: tuple[bool, Any] = (True, task(item))
+    except BaseException as error:  # noqa: BLE001 - re-raised in the parent with its text
+        outcome = (False, f"{type(error).__name__}: {error}")
+    connection.send(outcome)
+    connection.close()
+
+
+def fork_each(task: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """``task(item)`` for each item, each in its own forked process, at most ``jobs`` at once; results
+    in item order. Runs in this process when jobs or the number of items is 1.
+
+    The processes are not daemonic, so a task may start processes of its own. A task's exception, or a
+    process that dies without a result, raises RuntimeError here, naming the item.
+    """
+    if jobs <= 1 or len(items) <= 1:
+        return [task(item) for item in items]
+    context = multiprocessing.get_context("fork")
+    waiting = list(enumerate(items))
+    running: dict[multiprocessing.connection.Connection, tuple[int, multiprocessing.process.BaseProcess]] = {}
+    results: dict[int, R] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                index, item = waiting.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_send_result, args=(task, item, sender))
+                process.start()
+                sender.close()
+                running[receiver] = (index, process)
+            for ready in multiprocessing.connection.wait(list(running)):
+                index, process = running.pop(ready)  # type: ignore[arg-type]
+                try:
+                    succeeded, value = ready.recv()  # type: ignore[union-attr]
+                except EOFError:
+                    succeeded, value = False, "the process died without a result"
+                process.join()
+                if not succeeded:
+                    raise RuntimeError(f"item {index} ({items[index]!r}): {value} (exit code {process.exitcode})")
+                results[index] = value
+    finally:
+        for _, process in running.values():  # left over only when a task failed
+            process.terminate()
+            process.join()
+    return [results[index] for index in range(len(items))]

@@ -120,3 +120,19 @@ def test_mp_scale_against_experiment_oxide_and_fluoride(tmp_path):
     assert abs(rows["NiO"]["error"]) <= 0.15, rows["NiO"]
     nickel = json.loads((tmp_path / "references" / "Ni.json").read_text())
     assert nickel["settings"]["hubbard_u"] is not None and nickel["settings"]["initial_magmoms"]["Ni"] == 5.0
+
+
+def test_references_job_computes_two_elements_at_once_via_cli(tmp_path):
+    """The workflow's DFT references command with two workers: each GPAW calculation starts its own
+    process from a forked worker, so the workers must not be a pool's daemonic processes."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"dft": DFT, "relaxation": RELAXATION}))
+    cache, index = tmp_path / "references" / "gpaw", tmp_path / "references" / "gpaw.index.json"
+    done = subprocess.run([sys.executable, "-m", "icrdesign.cli", "dft", "--reference-elements", "Na", "Al",
+                           "--workers", "2", "--config", str(config), "--out", str(tmp_path / "work"),
+                           "--references", str(cache), "--mlip-references", str(tmp_path / "mlip"),
+                           "--index", str(index)], capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(record["element"], record["status"]) for record in records] == [("Al", "ok"), ("Na", "ok")], records
+    assert json.loads(index.read_text())["status"] == "ok"
+    assert sorted(path.name for path in cache.glob("*.json")) == ["Al.json", "Na.json"]

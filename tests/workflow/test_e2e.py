@@ -100,6 +100,9 @@ def test_every_stage_wrote_its_outputs(pipeline):
     validation = pd.read_csv(results / "validation/validation.csv")
     dft = validation[validation["tier"] == "dft"]
     assert len(dft) == 1, validation
+    # The DFT references job computed every element (two at once, in forked workers).
+    (references_index,) = (results / "validation/references").glob("gpaw-*.index.json")
+    assert json.loads(references_index.read_text())["status"] == "ok", references_index.read_text()
     # Every valid candidate is relaxed, the random baseline's too.
     assert (validation["tier"] == "mlip").sum() == candidates["valid"].sum()
     funnel = pd.read_csv(results / "validation/Ef_-0.5/funnel.csv")

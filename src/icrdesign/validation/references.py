@@ -3,7 +3,7 @@
 Gaseous elements (and the molecular halogens) are diatomic molecules in a box, O2 as a triplet;
 noble gases are single atoms in a box; sulfur is an S8 crown ring in a box: alpha-sulfur, MP's ground
 state, is a crystal of these rings, held together by dispersion that PBE barely describes, so the ring
-stands for the crystal to within a few 10 meV/atom, where a simple prototype would miss by about 1 eV/atom.
+stands for the crystal (a simple prototype sits about 1 eV/atom above it; README, the experiment check).
 Other elements take ASE's tabulated crystal structure, or, where ASE has none that it can build
 (B, P, Mn, Ga, Se, ...), the lowest-energy of a few simple prototypes after a machine-learned-potential
 relaxation. The structure's ``kind`` says which.
@@ -26,7 +26,7 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from icrdesign.artefacts.validation import STATUS_FAILED, STATUS_OK
 from icrdesign.config import config_hash
 from icrdesign.io import read_json, write_json
-from icrdesign.parallel import fork_map
+from icrdesign.parallel import fork_each
 
 #: Folder of the reference caches inside the validation folder, one subfolder per engine and settings.
 REFERENCES_FOLDER: Final[str] = "references"
@@ -177,24 +177,19 @@ def cached_references(elements: list[str], cache_dir: Path, settings: Mapping[st
 def reference_records(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
                       workers: int = 1) -> list[dict[str, Any]]:
     """Each element's reference record, computed (or reused) one element at a time, in element order;
-    with ``workers`` > 1, that many elements at once in forked processes (each writes only its own
-    element's cache file).
+    with ``workers`` > 1, that many elements at once in forked processes (:func:`~icrdesign.parallel.fork_each`;
+    each writes only its own element's cache file).
 
     A failure gives a record with status 'failed' and the reason instead of an exception, so the
     other elements go on and the candidates needing the failed one fail with that reason.
     """
-    ordered = sorted(set(elements))
+    def record(element: str) -> dict[str, Any]:
+        try:
+            return {**compute([element])[element], "status": STATUS_OK}
+        except ReferenceFailed as failure:
+            return {"element": element, "status": STATUS_FAILED, "reason": failure.reason}
 
-    def records(start: int, stop: int) -> list[dict[str, Any]]:
-        done = []
-        for element in ordered[start:stop]:
-            try:
-                done.append({**compute([element])[element], "status": STATUS_OK})
-            except ReferenceFailed as failure:
-                done.append({"element": element, "status": STATUS_FAILED, "reason": failure.reason})
-        return done
-
-    return [record for part in fork_map(records, len(ordered), workers, len(ordered)) for record in part]
+    return fork_each(record, sorted(set(elements)), workers)
 
 
 def write_index(path: Path, records: list[dict[str, Any]]) -> None:
