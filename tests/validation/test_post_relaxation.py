@@ -35,7 +35,7 @@ def rocksalt(a: float, cation: str = "Na", anion: str = "Cl") -> Structure:
 
 def rattled(structure: Structure, seed: int, amplitude: float = 0.1, strain: float = 0.04) -> Structure:
     copy = structure.get_primitive_structure()
-    copy.perturb(amplitude, min_distance=amplitude / 2)
+    copy.perturb(amplitude, min_distance=amplitude / 2, seed=seed)
     copy.apply_strain(np.random.default_rng(seed).uniform(-strain, strain, 3))
     return copy
 
@@ -152,7 +152,7 @@ def test_a_rattled_training_crystal_relaxes_back_and_is_not_novel():
     training = CompositionIndex()
     training.add("mp-22862", training_crystal)
     start = training_crystal.get_primitive_structure()
-    start.perturb(0.2, min_distance=0.1)
+    start.perturb(0.2, min_distance=0.1, seed=3)  # seeded: the RMSD below depends on the draw
     start.apply_strain([0.3, -0.1, 0.05])  # beyond the matcher's length tolerance
     assert training.find_match(start) is None  # the decoded cell alone would count as novel
     (outcome,) = relax_batch([start], {**RELAXATION, "steps": 200}, progress=False)
@@ -162,7 +162,8 @@ def test_a_rattled_training_crystal_relaxes_back_and_is_not_novel():
                        _hull(("NaCl", -2.1)), None)
     assert table.loc[0, "relaxed"] and table.loc[0, "unique"]
     assert not table.loc[0, "novel"] and table.loc[0, "drop_reason"] == "not_novel"
-    assert table.loc[0, "rmsd_angstrom"] > 0.05
+    # Atoms were displaced by 0.1-0.2 A before the strain: the RMSD is that order, not the strain.
+    assert 0.02 < table.loc[0, "rmsd_angstrom"] < 0.2
 
 
 def test_rmsd_is_in_angstrom():
