@@ -14,13 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.analysis.phase_diagram import PDEntry
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from icrdesign.artefacts.validation import MLIP, chunk_records, read_record
 from icrdesign.cases import Window
 from icrdesign.config import validate_config
 from icrdesign.sampling.matching import CompositionIndex
 from icrdesign.stability import ReferenceHull
-from icrdesign.validation.batch_relax import relax_batch
+from icrdesign.validation.batch_relax import relax_batch, voigt_stress
 from icrdesign.validation.chunks import split_chunks
 from icrdesign.validation.funnel import DROP_REASONS, funnel_summary, judge_case, rmsd_angstrom, sun_block
 from icrdesign.validation.selection import dft_batches, select_for_dft
@@ -58,6 +59,25 @@ def test_batched_relaxation_equals_atomate2_per_structure_relaxation(tmp_path, m
         assert outcome.energy / len(outcome.structure) == pytest.approx(doc.output.energy / len(doc.structure),
                                                                         abs=5e-4)
         assert outcome.structure.lattice.abc == pytest.approx(doc.structure.lattice.abc, abs=1e-3)
+
+
+def test_chgnet_single_backward_pass_equals_chgnet_own_prediction():
+    from ase import units
+    from chgnet.model import CHGNet
+
+    from icrdesign.validation.batch_relax import predictor_for
+
+    structures = [rattled(rocksalt(5.5), 5), rattled(rocksalt(4.3, "Mg", "O"), 6),
+                  rattled(Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.2), ["Zn", "O"],
+                                                    [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.38]]), 7)]
+    ours = predictor_for("CHGNet").predict([AseAtomsAdaptor.get_atoms(s) for s in structures])
+    model = CHGNet.load(verbose=False)
+    theirs = model.predict_graph([model.graph_converter(s) for s in structures], task="efs")
+    for structure, mine, reference in zip(structures, ours, theirs, strict=True):
+        assert mine["energy"] == pytest.approx(float(reference["e"]) * len(structure), abs=1e-5)
+        assert np.abs(mine["forces"]).max() > 0.05  # rattled: the comparison is not between zeros
+        assert mine["forces"] == pytest.approx(np.asarray(reference["f"]), abs=1e-3)
+        assert mine["stress"] == pytest.approx(voigt_stress(np.asarray(reference["s"]) * units.GPa), abs=1e-5)
 
 
 def test_step_cap_leaves_a_candidate_unconverged_with_its_last_structure():
