@@ -19,6 +19,7 @@ from icrdesign.artefacts.candidates import CANDIDATE_COLUMNS, write_candidates
 from icrdesign.artefacts.validation import (VALIDATION_COLUMNS, read_validation_table, validation_table,
                                             write_record, write_validation_table)
 from icrdesign.cli.common import run_command
+from icrdesign.errors import InputError
 from icrdesign.validation import (GpawErrorHandler, failed_records, relax_candidates, relaxation_ids,
                                   write_vasp_inputs)
 from icrdesign.validation.flows import job_error, run_flow
@@ -356,9 +357,11 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
            "candidates_per_job": None, "max_sites": 4, "exclude_elements": ["Pr"], "runtime": 30}
     config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "chunk_size": 3}, "dft": dft}
 
+    (tmp_path / "icr.json").write_text(json.dumps({"elements": ["H", "O", "Na", "Mg", "Cl", "K", "Ti", "Br", "Sr"]}))
+
     def plan(config: dict) -> ValidationPlan:
         return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv",
-                              lambda case: tmp_path / "validation" / case / "funnel.csv")
+                              lambda case: tmp_path / "validation" / case / "funnel.csv", tmp_path / "icr.json")
 
     assert plan(config).chunks("a", "mlip") == [list(ids[:3]), [ids[3]]]
     # S.U.N. on target first (the 8-site one is too large), then the random baseline's.
@@ -368,8 +371,12 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     assert plan(config).result_paths() == [str(validation / "mlip" / "chunk-000.json"),
                                            str(validation / "mlip" / "chunk-001.json"),
                                            str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
-    assert plan(config).reference_elements("mlip") == ["Br", "Cl", "K", "Mg", "Na", "O", "Sr", "Ti"]
+    # The MLIP's: the vocabulary's, every element a candidate can decode to (H is in none of these).
+    assert plan(config).reference_elements("mlip") == ["Br", "Cl", "H", "K", "Mg", "Na", "O", "Sr", "Ti"]
     assert plan(config).reference_elements("dft") == ["Br", "Cl", "K", "Na"]
+    (tmp_path / "old_icr.json").write_text(json.dumps({"max_sites": 20}))
+    with pytest.raises(InputError, match=r"old_icr.json: no element vocabulary \('elements'\); re-run the encode"):
+        ValidationPlan(config, tmp_path, str, str, tmp_path / "old_icr.json").reference_elements("mlip")
     assert plan(config).dft_references_runtime() == 120
     assert plan(config).dft_references_runtime(workers=2) == 60 and plan(config).dft_references_runtime(3) == 60
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype

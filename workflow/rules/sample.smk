@@ -34,7 +34,7 @@ checkpoint sample:
         runtime=resources_for("sample")["runtime"],
     shell:
         "{params.icrdesign} sample --model {params.model} --dataset {input.dataset} --config {input.config} "
-        "--case {wildcards.case} --out {params.out} > {log} 2>&1"
+        "--case {wildcards.case} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
 rule sample_all:

@@ -16,6 +16,7 @@ VALIDATION_PLAN = ValidationPlan(
     VALIDATION_DIR,
     lambda case: checkpoints.sample.get(case=case).output.candidates,
     lambda case: checkpoints.funnel.get(case=case).output.table,
+    f"{RESULTS}/encoded/icr.json",
 )
 
 
@@ -24,13 +25,14 @@ wildcard_constraints:
 
 
 rule mlip_references:
-    """The MLIP's elemental references for every candidate, in one job: each is seconds, while a job's
-    start (imports, model load) costs ~7 s. The cache folder (one per engine and settings) keeps every
-    element computed so far: a rerun adds what is missing. The index beside it records each element's
-    status."""
+    """The MLIP's elemental references for every element of the representation's vocabulary (every
+    element a candidate can hold), in one job: each is seconds, while a job's start (imports, model
+    load) costs ~7 s. It needs no candidate, so it runs beside the sampling jobs. The cache folder (one
+    per engine and settings) keeps every element computed so far: a rerun adds what is missing. The
+    index beside it records each element's status."""
     input:
         config=stage_config("relaxation"),
-        candidates=lambda wildcards: VALIDATION_PLAN.candidates_tables(),
+        icr=VALIDATION_PLAN.icr_path,
     output:
         cache=update(directory(VALIDATION_PLAN.reference_dir(MLIP))),
         index=VALIDATION_PLAN.reference_index(MLIP),

@@ -74,6 +74,15 @@ def _read_description(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_vocabulary(icr_path: str | os.PathLike[str]) -> list[str]:
+    """The element vocabulary of the encode stage's representation (icr.json): every element a decoded
+    crystal can hold. Absent, malformed or without it: InputError naming the file."""
+    elements = _read_description(Path(icr_path)).get("elements")
+    if not isinstance(elements, list) or not all(isinstance(symbol, str) for symbol in elements):
+        raise InputError(f"{icr_path}: no element vocabulary ('elements'); re-run the encode stage")
+    return elements
+
+
 def read_encoded(encoded_dir: str | os.PathLike[str]) -> EncodedArrays:
     """The encode stage's outputs, checked against each other; any defect raises InputError naming the file."""
     encoded_dir = Path(encoded_dir)

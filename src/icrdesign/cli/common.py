@@ -40,6 +40,18 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
                         help="config YAML/JSON layered over the default config.yaml")
 
 
+def add_threads_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--threads", type=int, default=None, help=help_text)
+
+
+def limit_torch_threads(threads: int | None) -> None:
+    """Give torch the job's threads: more intra-op threads than the job's cores slow every other job."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def run_command(command: str, module_path: str, argv: list[str]) -> int:
     """Parse ``argv`` for ``command``, set up logging and run it; a user's mistake exits with 2."""
     module = importlib.import_module(module_path)

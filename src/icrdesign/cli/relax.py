@@ -24,6 +24,7 @@ from typing import TextIO
 
 from icrdesign.artefacts.candidates import read_candidates
 from icrdesign.artefacts.validation import MLIP
+from icrdesign.cli.common import add_threads_argument, limit_torch_threads
 from icrdesign.cli.validation_common import (SUMMARY_KEYS, add_validation_arguments, candidate_id,
                                              check_index_argument, checked_structure, print_references,
                                              print_summary, record_refusal, results_only_on_stdout)
@@ -38,18 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_validation_arguments(parser)
     parser.add_argument("--chunk", type=int, default=None,
                         help="with --candidates: the chunk to relax (0-based, relaxation.chunk_size candidates each)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (the rule's threads; more threads than free cores slow every step)")
+    add_threads_argument(parser, "torch CPU threads (the rule's threads; more threads than free cores slow every step)")
 
 
 def run(args: argparse.Namespace) -> int:
     check_index_argument(args)
     config = load_config(args.config)
     relaxation = config["relaxation"]
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    limit_torch_threads(args.threads)
     with results_only_on_stdout() as stdout:
         if args.reference_elements:
             return print_references(args.reference_elements, lambda elements: mlip_references(

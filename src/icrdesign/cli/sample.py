@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from icrdesign.cases import DesignCase
-from icrdesign.cli.common import add_config_argument
+from icrdesign.cli.common import add_config_argument, add_threads_argument, limit_torch_threads
 from icrdesign.config import load_config
 from icrdesign.model.training import resolve_device
 from icrdesign.sampling.run import sample_case
@@ -26,11 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--case", required=True, help="design case name from sampling.cases")
     parser.add_argument("--out", type=Path, required=True, help="output folder (results/design/CASE)")
+    add_threads_argument(parser, "torch CPU threads (the rule's threads)")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     DesignCase.from_config(args.case, config["sampling"])  # an unknown case fails before the model loads
+    limit_torch_threads(args.threads)
     device = resolve_device(config["model"]["device"])
     result = sample_case(args.model, args.dataset, config, args.case, args.out, device=str(device))
     for name, counts in result.metrics["strategies"].items():

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
-from icrdesign.cli.common import add_config_argument
+from icrdesign.cli.common import add_config_argument, add_threads_argument, limit_torch_threads
 from icrdesign.config import load_config
 from icrdesign.model.pipeline import train_model
 
@@ -25,13 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=Path, required=True, help="dataset.parquet (property labels, structures)")
     add_config_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="output directory (results/model)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads when model.num_threads is null")
+    add_threads_argument(parser, "CPU threads when model.num_threads is null")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars (log lines only)")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.threads and not config["model"]["num_threads"]:
-        torch.set_num_threads(args.threads)
+    if not config["model"]["num_threads"]:
+        limit_torch_threads(args.threads)
     train_model(args.encoded, args.dataset, config, args.out, show_progress=not args.no_progress)
     return 0

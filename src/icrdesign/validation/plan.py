@@ -8,7 +8,6 @@ functions and parameters.
 from __future__ import annotations
 
 import math
-
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from pymatgen.core import Composition
 
 from icrdesign.artefacts.candidates import read_candidates
+from icrdesign.artefacts.encoded import read_vocabulary
 from icrdesign.artefacts.validation import (DFT, HULL_CACHE_FOLDER, HULL_FILE, MLIP, TABLE_FILE, TIERS, chunk_dir,
                                             chunk_index_path)
 from icrdesign.validation.chunks import mlip_chunks
@@ -42,13 +42,15 @@ class ValidationPlan:
     """The validation tiers of one workflow run: a config, its validation folder, the candidates and funnels.
 
     ``candidates_table(case)`` and ``funnel_table(case)`` give the paths of a case's candidates.csv and
-    funnel.csv; in the workflow they wait for the sampling and funnel checkpoints.
+    funnel.csv; in the workflow they wait for the sampling and funnel checkpoints. ``icr_path`` is the
+    encode stage's icr.json, whose element vocabulary bounds the elements of every candidate.
     """
 
     config: Mapping[str, Any]
     validation_dir: Path
     candidates_table: Callable[[str], str | os.PathLike[str]]
     funnel_table: Callable[[str], str | os.PathLike[str]]
+    icr_path: str | os.PathLike[str]
 
     @property
     def cases(self) -> list[str]:
@@ -99,7 +101,15 @@ class ValidationPlan:
         return str(self.validation_dir / TABLE_FILE)
 
     def reference_elements(self, tier: str) -> list[str]:
-        """Every element of the candidates ``tier`` computes, over all cases."""
+        """The elemental references ``tier`` needs.
+
+        MLIP: every element of the representation's vocabulary, which holds every element a candidate
+        can decode to. Each reference is seconds, and so they need not wait for the candidates: the
+        references job runs beside the sampling jobs. DFT: every element of the candidates the tier
+        computes, over all cases (each is a DFT calculation).
+        """
+        if tier == MLIP:
+            return sorted(read_vocabulary(self.icr_path))
         formulas: list[str] = []
         for case in self.cases:
             candidates = read_candidates(self.candidates_table(case))
