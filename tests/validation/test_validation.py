@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from jobflow import Flow, job
 from pymatgen.core import Lattice, Structure
 
@@ -19,7 +20,6 @@ from icrdesign.artefacts.candidates import CANDIDATE_COLUMNS, write_candidates
 from icrdesign.artefacts.validation import (VALIDATION_COLUMNS, read_validation_table, validation_table,
                                             write_record, write_validation_table)
 from icrdesign.cli.common import run_command
-from icrdesign.errors import InputError
 from icrdesign.validation import (GpawErrorHandler, failed_records, relax_candidates, relaxation_ids,
                                   write_vasp_inputs)
 from icrdesign.validation.flows import job_error, run_flow
@@ -157,6 +157,24 @@ def test_references_job_with_two_workers_writes_every_element(tmp_path, capsys):
                                                                      ("Sr", "failed")]
     assert sorted(path.name for path in cache.iterdir()) == ["Cl.json", "K.json", "Na.json", "Sr.json"]
     assert json.loads(index.read_text())["elements"] == {"Cl": "ok", "K": "ok", "Na": "ok", "Sr": "failed"}
+
+
+def test_mlip_references_job_covers_the_representation_vocabulary(tmp_path, capsys):
+    """The MLIP's references job reads the encode stage's vocabulary, every element a candidate can
+    hold, so it needs no candidate; an icr.json without one is refused by name."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"relaxation": {"steps": 50}}))
+    icr, cache = tmp_path / "icr.json", tmp_path / "references" / "CHGNet"
+    icr.write_text(json.dumps({"max_sites": 4, "elements": ["Cl", "Na"]}))
+    arguments = ["--vocabulary", str(icr), "--references", str(cache), "--index", str(index_path(cache)),
+                 "--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "work")]
+    assert run_command("relax", "icrdesign.cli.relax", arguments) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["element"], line["kind"], line["status"]) for line in lines] == [("Cl", "molecule", "ok"),
+                                                                                    ("Na", "solid", "ok")]
+    assert json.loads(index_path(cache).read_text())["elements"] == {"Cl": "ok", "Na": "ok"}
+    icr.write_text(json.dumps({"max_sites": 4}))
+    assert run_command("relax", "icrdesign.cli.relax", arguments) == 2
+    assert f"{icr}: no element vocabulary ('elements'); re-run the encode stage" in capsys.readouterr().err
 
 
 def test_result_files_table_and_failed_detection(tmp_path):
@@ -357,11 +375,9 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
            "candidates_per_job": None, "max_sites": 4, "exclude_elements": ["Pr"], "runtime": 30}
     config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "chunk_size": 3}, "dft": dft}
 
-    (tmp_path / "icr.json").write_text(json.dumps({"elements": ["H", "O", "Na", "Mg", "Cl", "K", "Ti", "Br", "Sr"]}))
-
     def plan(config: dict) -> ValidationPlan:
         return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv",
-                              lambda case: tmp_path / "validation" / case / "funnel.csv", tmp_path / "icr.json")
+                              lambda case: tmp_path / "validation" / case / "funnel.csv")
 
     assert plan(config).chunks("a", "mlip") == [list(ids[:3]), [ids[3]]]
     # S.U.N. on target first (the 8-site one is too large), then the random baseline's.
@@ -371,12 +387,7 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     assert plan(config).result_paths() == [str(validation / "mlip" / "chunk-000.json"),
                                            str(validation / "mlip" / "chunk-001.json"),
                                            str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
-    # The MLIP's: the vocabulary's, every element a candidate can decode to (H is in none of these).
-    assert plan(config).reference_elements("mlip") == ["Br", "Cl", "H", "K", "Mg", "Na", "O", "Sr", "Ti"]
-    assert plan(config).reference_elements("dft") == ["Br", "Cl", "K", "Na"]
-    (tmp_path / "old_icr.json").write_text(json.dumps({"max_sites": 20}))
-    with pytest.raises(InputError, match=r"old_icr.json: no element vocabulary \('elements'\); re-run the encode"):
-        ValidationPlan(config, tmp_path, str, str, tmp_path / "old_icr.json").reference_elements("mlip")
+    assert plan(config).dft_reference_elements() == ["Br", "Cl", "K", "Na"]
     assert plan(config).dft_references_runtime() == 120
     assert plan(config).dft_references_runtime(workers=2) == 60 and plan(config).dft_references_runtime(3) == 60
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype
@@ -424,7 +435,6 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
     import os
     import time
 
-    import yaml
 
     from icrdesign.config import validate_config
     from icrdesign.wiring import stage_config_text

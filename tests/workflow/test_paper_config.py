@@ -33,7 +33,7 @@ def test_paper_config_submits_the_papers_dft_budget_one_job_per_candidate(tmp_pa
         (tmp_path / case).mkdir()
         funnel.to_csv(tmp_path / case / "funnel.csv", index=False)
     plan = ValidationPlan(config, tmp_path, lambda case: tmp_path / "unused.csv",
-                          lambda case: tmp_path / case / "funnel.csv", tmp_path / "unused.json")
+                          lambda case: tmp_path / case / "funnel.csv")
     jobs = {case: plan.chunks(case, "dft") for case in plan.cases}
     assert all(len(batch) == 1 for batches in jobs.values() for batch in batches)
     designed = {case: sum(1 for [candidate] in batches if "-random-" not in candidate) for case, batches in jobs.items()}

@@ -16,7 +16,6 @@ VALIDATION_PLAN = ValidationPlan(
     VALIDATION_DIR,
     lambda case: checkpoints.sample.get(case=case).output.candidates,
     lambda case: checkpoints.funnel.get(case=case).output.table,
-    f"{RESULTS}/encoded/icr.json",
 )
 
 
@@ -32,13 +31,12 @@ rule mlip_references:
     index beside it records each element's status."""
     input:
         config=stage_config("relaxation"),
-        icr=VALIDATION_PLAN.icr_path,
+        icr=f"{RESULTS}/encoded/icr.json",
     output:
         cache=update(directory(VALIDATION_PLAN.reference_dir(MLIP))),
         index=VALIDATION_PLAN.reference_index(MLIP),
     params:
         icrdesign=ICRDESIGN,
-        elements=lambda wildcards: " ".join(VALIDATION_PLAN.reference_elements(MLIP)),
         work=VALIDATION_PLAN.reference_work_dir(MLIP),
     log:
         f"{RESULTS}/logs/references_{MLIP}.log",
@@ -51,7 +49,7 @@ rule mlip_references:
         mem_mb=resources_for("relax")["mem_mb"],
         runtime=resources_for("relax")["runtime"],
     shell:
-        "{params.icrdesign} relax --reference-elements {params.elements} --references {output.cache} "
+        "{params.icrdesign} relax --vocabulary {input.icr} --references {output.cache} "
         "--index {output.index} --config {input.config} --out {params.work} --threads {threads} > {log} 2>&1"
 
 
@@ -166,7 +164,7 @@ rule dft_references:
         index=VALIDATION_PLAN.reference_index(DFT),
     params:
         icrdesign=ICRDESIGN,
-        elements=lambda wildcards: " ".join(VALIDATION_PLAN.reference_elements(DFT)),
+        elements=lambda wildcards: " ".join(VALIDATION_PLAN.dft_reference_elements()),
         work=VALIDATION_PLAN.reference_work_dir(DFT),
     log:
         f"{RESULTS}/logs/references_{DFT}.log",

@@ -23,6 +23,7 @@ import argparse
 from typing import TextIO
 
 from icrdesign.artefacts.candidates import read_candidates
+from icrdesign.artefacts.encoded import read_vocabulary
 from icrdesign.artefacts.validation import MLIP
 from icrdesign.cli.common import add_threads_argument, limit_torch_threads
 from icrdesign.cli.validation_common import (SUMMARY_KEYS, add_validation_arguments, candidate_id,
@@ -36,7 +37,7 @@ from icrdesign.validation.mlip import mlip_references, relax_candidates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_validation_arguments(parser)
+    add_validation_arguments(parser, vocabulary=True)
     parser.add_argument("--chunk", type=int, default=None,
                         help="with --candidates: the chunk to relax (0-based, relaxation.chunk_size candidates each)")
     add_threads_argument(parser, "torch CPU threads (the rule's threads; more threads than free cores slow every step)")
@@ -48,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     relaxation = config["relaxation"]
     limit_torch_threads(args.threads)
     with results_only_on_stdout() as stdout:
-        if args.reference_elements:
-            return print_references(args.reference_elements, lambda elements: mlip_references(
+        if args.reference_elements or args.vocabulary:
+            elements = args.reference_elements or read_vocabulary(args.vocabulary)
+            return print_references(elements, lambda elements: mlip_references(
                 elements, relaxation, args.references, args.out), args.index, stdout)
         if args.candidates is not None:
             return _run_chunk(args, config, stdout)

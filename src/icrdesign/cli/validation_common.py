@@ -36,13 +36,20 @@ SUMMARY_KEYS: Final[tuple[str, ...]] = ("formula", "nsites", "energy_per_atom", 
 REFERENCE_KEYS: Final[tuple[str, ...]] = ("element", "kind", "energy_per_atom", "status", "reason")
 
 
-def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
-    """STRUCTURE or --reference-elements, the reference cache, the output folder, the record's ids."""
+def add_validation_arguments(parser: argparse.ArgumentParser, vocabulary: bool = False) -> None:
+    """STRUCTURE, --reference-elements (or, with ``vocabulary``, --vocabulary) or --candidates, the
+    reference cache, the output folder, the record's ids."""
     add_config_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("structure", type=Path, nargs="?", help="CIF (or any pymatgen-readable structure file)")
     target.add_argument("--reference-elements", nargs="+", default=None, metavar="ELEMENT",
                         help="compute (or reuse) only these elements' references, one JSON line each")
+    if vocabulary:
+        target.add_argument("--vocabulary", type=Path, default=None, metavar="ICR_JSON",
+                            help="as --reference-elements, for every element of this representation's vocabulary "
+                                 "(the encode stage's icr.json): every element a candidate can hold")
+    else:
+        parser.set_defaults(vocabulary=None)
     target.add_argument("--candidates", type=Path, default=None,
                         help="a case's candidates.csv: compute one chunk of it (see --chunk)")
     parser.add_argument("--index", type=Path, default=None,
@@ -65,8 +72,8 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_index_argument(args: argparse.Namespace) -> None:
     """--index describes a references run or a chunk."""
-    if args.index is not None and args.reference_elements is None and args.candidates is None:
-        raise InputError("--index needs --reference-elements or --candidates")
+    if args.index is not None and not (args.reference_elements or args.vocabulary or args.candidates):
+        raise InputError("--index needs --reference-elements, --vocabulary or --candidates")
 
 
 def candidate_id(args: argparse.Namespace) -> str:

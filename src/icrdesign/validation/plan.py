@@ -17,7 +17,6 @@ from typing import Any
 from pymatgen.core import Composition
 
 from icrdesign.artefacts.candidates import read_candidates
-from icrdesign.artefacts.encoded import read_vocabulary
 from icrdesign.artefacts.validation import (DFT, HULL_CACHE_FOLDER, HULL_FILE, MLIP, TABLE_FILE, TIERS, chunk_dir,
                                             chunk_index_path)
 from icrdesign.validation.chunks import mlip_chunks
@@ -42,15 +41,13 @@ class ValidationPlan:
     """The validation tiers of one workflow run: a config, its validation folder, the candidates and funnels.
 
     ``candidates_table(case)`` and ``funnel_table(case)`` give the paths of a case's candidates.csv and
-    funnel.csv; in the workflow they wait for the sampling and funnel checkpoints. ``icr_path`` is the
-    encode stage's icr.json, whose element vocabulary bounds the elements of every candidate.
+    funnel.csv; in the workflow they wait for the sampling and funnel checkpoints.
     """
 
     config: Mapping[str, Any]
     validation_dir: Path
     candidates_table: Callable[[str], str | os.PathLike[str]]
     funnel_table: Callable[[str], str | os.PathLike[str]]
-    icr_path: str | os.PathLike[str]
 
     @property
     def cases(self) -> list[str]:
@@ -100,20 +97,13 @@ class ValidationPlan:
     def table_path(self) -> str:
         return str(self.validation_dir / TABLE_FILE)
 
-    def reference_elements(self, tier: str) -> list[str]:
-        """The elemental references ``tier`` needs.
-
-        MLIP: every element of the representation's vocabulary, which holds every element a candidate
-        can decode to. Each reference is seconds, and so they need not wait for the candidates: the
-        references job runs beside the sampling jobs. DFT: every element of the candidates the tier
-        computes, over all cases (each is a DFT calculation).
-        """
-        if tier == MLIP:
-            return sorted(read_vocabulary(self.icr_path))
+    def dft_reference_elements(self) -> list[str]:
+        """Every element of the candidates the DFT tier computes, over all cases (each is a DFT
+        calculation; the MLIP's references cover the representation's vocabulary instead)."""
         formulas: list[str] = []
         for case in self.cases:
             candidates = read_candidates(self.candidates_table(case))
-            ids = {candidate for chunk in self.chunks(case, tier) for candidate in chunk}
+            ids = {candidate for chunk in self.chunks(case, DFT) for candidate in chunk}
             formulas += candidates.loc[candidates["id"].isin(ids), "formula"].tolist()
         return sorted({element.symbol for formula in formulas for element in Composition(formula).elements})
 
@@ -131,7 +121,7 @@ class ValidationPlan:
     def dft_references_runtime(self, workers: int = 1) -> int:
         """Minutes for the DFT references job (every element of the DFT tier is a DFT calculation,
         ``workers`` of them at once)."""
-        return int(self.config["dft"]["runtime"]) * max(1, math.ceil(len(self.reference_elements(DFT)) / workers))
+        return int(self.config["dft"]["runtime"]) * max(1, math.ceil(len(self.dft_reference_elements()) / workers))
 
     def dft_runtime(self, case: str, batch: int) -> int:
         """Minutes for one DFT job: ``dft.runtime`` per candidate of the batch."""
