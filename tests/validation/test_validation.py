@@ -435,7 +435,6 @@ def test_running_the_workflow_never_forgets_failed_results(tmp_path):
     import os
     import time
 
-
     from icrdesign.config import validate_config
     from icrdesign.wiring import stage_config_text
 
