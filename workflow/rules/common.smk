@@ -18,6 +18,11 @@ config.clear()
 config.update(_validated)
 
 RESULTS = "results"
+# Scheduling priorities (Snakemake's default is 0). Every stage after training waits for it, so it
+# outranks any set of other jobs; the jobs on the way to the validation tiers come next; the
+# fingerprints, which only the report reads, fill the cores those leave idle.
+TRAINING_PRIORITY = 10
+VALIDATION_PATH_PRIORITY = 1
 # Every rule runs `icrdesign <command>` with the interpreter that runs Snakemake (its venv).
 ICRDESIGN = f"{sys.executable} -m icrdesign.cli"
 CONDA_ENV = "../../envs/icrdesign.yaml"

@@ -28,6 +28,7 @@ checkpoint sample:
         f"{RESULTS}/benchmarks/sample_{{case}}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("sample")["threads"]
     resources:
         mem_mb=resources_for("sample")["mem_mb"],

@@ -30,6 +30,7 @@ rule train:
         f"{RESULTS}/benchmarks/train.tsv"
     conda:
         CONDA_ENV
+    priority: TRAINING_PRIORITY
     threads: resources_for("train")["threads"]
     resources:
         mem_mb=resources_for("train")["mem_mb"],

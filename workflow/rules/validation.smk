@@ -44,6 +44,7 @@ rule mlip_references:
         f"{RESULTS}/benchmarks/references_{MLIP}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("relax")["threads"]
     resources:
         mem_mb=resources_for("relax")["mem_mb"],
@@ -78,6 +79,7 @@ rule relax:
         f"{RESULTS}/benchmarks/relax_{{case}}_{{chunk}}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("relax")["threads"]
     resources:
         mem_mb=resources_for("relax")["mem_mb"],
@@ -108,6 +110,7 @@ rule hull:
         f"{RESULTS}/benchmarks/hull.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("relax")["threads"]
     resources:
         mem_mb=resources_for("relax")["mem_mb"],
@@ -142,6 +145,7 @@ checkpoint funnel:
         f"{RESULTS}/benchmarks/funnel_{{case}}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("funnel")["threads"]
     resources:
         mem_mb=resources_for("funnel")["mem_mb"],
@@ -172,6 +176,7 @@ rule dft_references:
         f"{RESULTS}/benchmarks/references_{DFT}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: resources_for("dft_references")["threads"]
     resources:
         mem_mb=lambda wildcards, threads: config["dft"]["mem_mb"] * threads,
@@ -205,6 +210,7 @@ rule dft:
         f"{RESULTS}/benchmarks/dft_{{case}}_{{chunk}}.tsv"
     conda:
         CONDA_ENV
+    priority: VALIDATION_PATH_PRIORITY
     threads: config["dft"]["threads"]
     resources:
         mem_mb=config["dft"]["mem_mb"],

@@ -150,10 +150,44 @@ class RelaxOutcome:
     frames: list[Prediction] = field(default_factory=list, repr=False)
 
 
+class _FrechetCellFilterOncePerStep(FrechetCellFilter):
+    """ASE's FrechetCellFilter, its generalised forces and positions computed once per geometry.
+
+    FIRE asks for the forces twice per step (the convergence check, then the step), each time a
+    matrix logarithm and nine Fréchet derivatives of the matrix exponential, and for the positions
+    once, another logarithm: together more than the potential's batched prediction on 2 CPU cores.
+    The forces are ASE's; the positions are the ones FIRE set, which ASE would recompute as the
+    logarithm of the exponential it applied (equal to rounding).
+    """
+
+    _forces: np.ndarray | None = None
+    _positions: np.ndarray | None = None
+
+    def get_forces(self, **kwargs: Any) -> np.ndarray:
+        if self._forces is None:
+            self._forces = super().get_forces(**kwargs)
+        return self._forces.copy()
+
+    def get_positions(self) -> np.ndarray:
+        if self._positions is None:
+            self._positions = super().get_positions()
+        return self._positions.copy()
+
+    def set_positions(self, new: np.ndarray, **kwargs: Any) -> None:
+        self._forces = None
+        self._positions = np.array(new, dtype=float)
+        super().set_positions(new, **kwargs)
+
+    def forget_forces(self) -> None:
+        """A new prediction was stored: the next request recomputes."""
+        self._forces = None
+
+
 @dataclass
 class _Relaxing:
     index: int
     atoms: Atoms
+    target: Atoms | _FrechetCellFilterOncePerStep
     optimizer: FIRE
     started: float
     frames: list[Prediction] = field(default_factory=list)
@@ -163,9 +197,9 @@ def _start(index: int, structure: Structure, relax_cell: bool) -> _Relaxing:
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.calc = _Evaluated()
     # Molecules in a box keep their box: relaxing its cell would collapse it (as in atomate2).
-    target = FrechetCellFilter(atoms) if relax_cell and all(atoms.pbc) else atoms
+    target = _FrechetCellFilterOncePerStep(atoms) if relax_cell and all(atoms.pbc) else atoms
     optimizer = FIRE(target, logfile=None)
-    return _Relaxing(index, atoms, optimizer, time.perf_counter())
+    return _Relaxing(index, atoms, target, optimizer, time.perf_counter())
 
 
 def _predict_isolating_failures(predictor: BatchPredictor, atoms: list[Atoms]) -> list[Prediction | Exception]:
@@ -232,6 +266,8 @@ def relax_batch(structures: Sequence[Structure], relaxation: Mapping[str, Any],
                 finish(item, STATUS_FAILED, "the potential predicted a non-finite energy, force or stress")
                 continue
             item.atoms.calc.store(item.atoms, prediction)
+            if isinstance(item.target, _FrechetCellFilterOncePerStep):
+                item.target.forget_forces()
             item.frames.append({**prediction, "cell": item.atoms.cell.array.copy(),
                                 "positions": item.atoms.get_scaled_positions(wrap=False)})
             item.optimizer.fmax = fmax
