@@ -373,7 +373,8 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     funnel.to_csv(tmp_path / "validation" / "a" / "funnel.csv", index=False)
     dft = {**validate_config({})["dft"], "max_candidates_per_case": 1, "baseline_candidates_per_case": 1,
            "candidates_per_job": None, "max_sites": 4, "exclude_elements": ["Pr"], "runtime": 30}
-    config = {"sampling": {"cases": {"a": {}}}, "relaxation": {**RELAXATION, "chunk_size": 3}, "dft": dft}
+    energy_case = {"constraints": {"formation_energy_per_atom": {"target": -0.5, "tolerance": 0.1}}}
+    config = {"sampling": {"cases": {"a": energy_case}}, "relaxation": {**RELAXATION, "chunk_size": 3}, "dft": dft}
 
     def plan(config: dict) -> ValidationPlan:
         return ValidationPlan(config, tmp_path / "validation", lambda case: tmp_path / "design" / case / "candidates.csv",
@@ -388,6 +389,10 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
                                            str(validation / "mlip" / "chunk-001.json"),
                                            str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
     assert plan(config).dft_reference_elements() == ["Br", "Cl", "K", "Na"]
+    # The scheduler starts the costliest DFT job first: its sites (2 + 2), doubled in a band-gap case.
+    assert plan(config).dft_job_cost("a", 0) == 4
+    gap_case = {"constraints": {"band_gap": {"target": 1.5, "tolerance": 0.25}}}
+    assert plan({**config, "sampling": {"cases": {"a": gap_case}}}).dft_job_cost("a", 0) == 8
     assert plan(config).dft_references_runtime() == 120
     assert plan(config).dft_references_runtime(workers=2) == 60 and plan(config).dft_references_runtime(3) == 60
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype

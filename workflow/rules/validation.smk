@@ -210,7 +210,8 @@ rule dft:
         f"{RESULTS}/benchmarks/dft_{{case}}_{{chunk}}.tsv"
     conda:
         CONDA_ENV
-    priority: VALIDATION_PATH_PRIORITY
+    # The costliest job first, so that it is not the last one left running on one core.
+    priority: lambda wildcards: VALIDATION_PATH_PRIORITY + VALIDATION_PLAN.dft_job_cost(wildcards.case, int(wildcards.chunk))
     threads: config["dft"]["threads"]
     resources:
         mem_mb=config["dft"]["mem_mb"],
