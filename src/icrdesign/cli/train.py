@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from icrdesign.cli.common import add_config_argument, add_threads_argument, limit_torch_threads
 from icrdesign.config import load_config
 from icrdesign.model.pipeline import train_model
