@@ -21,7 +21,7 @@ report: "workflow/report/workflow.rst"
 
 
 # Aggregation and target rules are cheap: on a cluster they run on the submitting node.
-localrules: all, stage_config, sample_all, paper_figures, validation_table
+localrules: all, stage_config, sample_all, paper_figures, validation_table, dft_reference_cache
 
 
 rule all:

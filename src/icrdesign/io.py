@@ -87,29 +87,60 @@ def exclusive_lock(directory: str | os.PathLike[str]) -> Iterator[Path]:
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    while True:
-        # O_RDWR, not a read: the file is the lock's, not an input of the stage.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process (PID not yet written)"
-            os.close(fd)
-            raise InputError(f"{folder} is locked by {holder}: another run is writing there; wait for it to "
-                             f"finish or stop it (lock file {path})") from None
-        # The previous holder removes the file on release: if it did so between our open and our lock,
-        # the lock is on a removed file that a third process could create again, so start over.
-        if _same_file(fd, path):
-            break
+    fd, held = _acquire(path, wait=False)
+    if not held:
+        holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process (PID not yet written)"
         os.close(fd)
+        raise InputError(f"{folder} is locked by {holder}: another run is writing there; wait for it to "
+                         f"finish or stop it (lock file {path})")
     try:
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"PID {os.getpid()} on host {socket.gethostname()} since {started}\n".encode(), 0)
         yield path
     finally:
-        path.unlink(missing_ok=True)  # while still locked, so that nobody locks a file about to vanish
+        _release(fd, path)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], wait: bool = True) -> Iterator[bool]:
+    """Hold an ``fcntl.flock`` on ``path`` (created, and removed on release) while the block runs, so
+    that processes sharing a folder do a piece of work once. Yields True once held; with ``wait``
+    False, yields False at once, holding nothing, when another process holds it.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, held = _acquire(target, wait)
+    if not held:
         os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _release(fd, target)
+
+
+def _acquire(path: Path, wait: bool) -> tuple[int, bool]:
+    """Open ``path`` (created) and lock it: (fd, True) once held, (fd, False) when another process
+    holds it and not ``wait``; the caller closes the fd."""
+    while True:
+        # O_RDWR, not a read: the file is the lock's, not an input of the stage.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return fd, False
+        # The previous holder removes the file on release: if it did so between our open and our lock,
+        # the lock is on a removed file that a third process could create again, so start over.
+        if _same_file(fd, path):
+            return fd, True
+        os.close(fd)
+
+
+def _release(fd: int, path: Path) -> None:
+    path.unlink(missing_ok=True)  # while still locked, so that nobody locks a file about to vanish
+    os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:

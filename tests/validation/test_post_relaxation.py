@@ -24,7 +24,7 @@ from icrdesign.stability import ReferenceHull
 from icrdesign.validation.batch_relax import relax_batch, voigt_stress
 from icrdesign.validation.chunks import split_chunks
 from icrdesign.validation.funnel import DROP_REASONS, funnel_summary, judge_case, rmsd_angstrom, sun_block
-from icrdesign.validation.selection import dft_batches, select_for_dft
+from icrdesign.validation.selection import dft_batches, dft_cost, select_for_dft
 
 RELAXATION = {"force_field": "CHGNet", "fmax": 0.1, "steps": 60, "relax_cell": True, "batch_size": 8,
               "candidate_timeout_s": 300, "molecule_box": 6.0, "store_uri": None}
@@ -221,10 +221,24 @@ def test_dft_takes_sun_on_target_candidates_first_spread_over_strategies_then_th
     ])
     dft = {"max_sites": 8, "exclude_elements": ["Ce"], "max_candidates_per_case": 3,
            "baseline_candidates_per_case": 1, "candidates_per_job": None}
-    assert select_for_dft(funnel, dft) == ["g1", "p3", "p2", "r1"]
-    assert dft_batches(funnel, {**dft, "candidates_per_job": 1}) == [["g1"], ["p3"], ["p2"], ["r1"]]
-    assert dft_batches(funnel, dft) == [["g1", "p3", "p2", "r1"]]
+    # The first turn takes each strategy's cheapest, the cheaper of the two first.
+    assert select_for_dft(funnel, dft) == ["p3", "g1", "p2", "r1"]
+    assert dft_batches(funnel, {**dft, "candidates_per_job": 1}) == [["p3"], ["g1"], ["p2"], ["r1"]]
+    assert dft_batches(funnel, dft) == [["p3", "g1", "p2", "r1"]]
     assert select_for_dft(funnel, {**dft, "max_candidates_per_case": 4})[3] == "p1"
+
+
+def test_dft_takes_the_cheaper_calculation_first_a_spin_polarised_one_costing_double():
+    assert dft_cost("NaCl", 2) == 2 and dft_cost("FeS2", 3) == 6 and dft_cost("MnB2N", 4) == 8
+    funnel = _funnel([
+        {"candidate_id": "fe", "strategy": "local_perturbation", "sun_on_target": True, "formula": "FeS2", "nsites": 3},
+        {"candidate_id": "li", "strategy": "local_perturbation", "sun_on_target": True, "formula": "Li3P", "nsites": 4},
+        {"candidate_id": "mn", "strategy": "random", "baseline": True, "formula": "MnO", "nsites": 2},
+        {"candidate_id": "k", "strategy": "random", "baseline": True, "formula": "K2Cl", "nsites": 3},
+    ])
+    dft = {"max_sites": 8, "exclude_elements": [], "max_candidates_per_case": 1,
+           "baseline_candidates_per_case": 1, "candidates_per_job": None}
+    assert select_for_dft(funnel, dft) == ["li", "k"]
 
 
 def test_chunks_split_in_order_and_cover_every_candidate():

@@ -141,6 +141,49 @@ def test_references_job_computes_each_element_once_and_indexes_failures(tmp_path
     assert calls == ["Cl", "Na", "Sr", "Sr"]
 
 
+def test_jobs_sharing_a_reference_cache_compute_each_element_once(tmp_path):
+    """Two DFT jobs need Na: the second computes its other element (Cl) while the first holds Na's lock,
+    then waits and reads the first's Na record instead of computing it again."""
+    import multiprocessing
+    import time
+
+    from icrdesign.validation.references import cached_references
+
+    cache, calls, release = tmp_path / "references" / "gpaw", tmp_path / "calls.txt", tmp_path / "release"
+
+    def compute(element: str) -> dict:
+        with calls.open("a") as log:
+            log.write(f"{element}\n")
+        while element == "Na" and not release.exists():
+            time.sleep(0.05)
+        return {"kind": "solid", "energy_per_atom": {"Na": -1.3, "Cl": -1.8}[element]}
+
+    def job(elements: list[str], out: Path) -> None:
+        out.write_text(json.dumps({el: r["energy_per_atom"] for el, r in cached_references(elements, cache, {},
+                                                                                           compute).items()}))
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.05)
+
+    context = multiprocessing.get_context("fork")
+    first = context.Process(target=job, args=(["Na"], tmp_path / "first.json"))
+    first.start()
+    wait_for(calls)  # the first job is computing Na, holding its lock
+    second = context.Process(target=job, args=(["Cl", "Na"], tmp_path / "second.json"))
+    second.start()
+    wait_for(cache / "Cl.json")  # the second went on with Cl; now it waits for Na
+    release.touch()
+    for process in (first, second):
+        process.join(60)
+        assert process.exitcode == 0
+    assert calls.read_text().split() == ["Na", "Cl"]
+    assert json.loads((tmp_path / "second.json").read_text()) == {"Cl": -1.8, "Na": -1.3}
+    assert sorted(path.name for path in cache.iterdir()) == ["Cl.json", "Na.json"]  # the locks are gone
+
+
 def test_references_job_with_two_workers_writes_every_element(tmp_path, capsys):
     """Forked workers compute the elements two at a time: the same records, in element order, each
     element's cache file written by the worker that computed it, the failure indexed."""
@@ -388,13 +431,13 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     assert plan(config).result_paths() == [str(validation / "mlip" / "chunk-000.json"),
                                            str(validation / "mlip" / "chunk-001.json"),
                                            str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
-    assert plan(config).dft_reference_elements() == ["Br", "Cl", "K", "Na"]
+    assert plan(config).dft_reference_elements("a", 0) == ["Br", "Cl", "K", "Na"]
     # The scheduler starts the costliest DFT job first: its sites (2 + 2), doubled in a band-gap case.
     assert plan(config).dft_job_cost("a", 0) == 4
     gap_case = {"constraints": {"band_gap": {"target": 1.5, "tolerance": 0.25}}}
     assert plan({**config, "sampling": {"cases": {"a": gap_case}}}).dft_job_cost("a", 0) == 8
-    assert plan(config).dft_references_runtime() == 120
-    assert plan(config).dft_references_runtime(workers=2) == 60 and plan(config).dft_references_runtime(3) == 60
+    # A DFT job may compute its candidates' references as well: 2 candidates and 4 elements, 30 minutes each.
+    assert plan(config).dft_runtime("a", 0) == 6 * 30
     # One cache per engine and energy-changing settings: the MLIP's steps key both tiers (prototype
     # references start from the MLIP's), the parallelisation keys none.
     mlip_dir, dft_dir = plan(config).reference_dir("mlip"), plan(config).reference_dir("dft")

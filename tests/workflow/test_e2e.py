@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from pymatgen.core import Composition
 
 from workflow_runner import E2E_CONFIG, REPO, SNAKEMAKE, job_counts, snakemake
 
@@ -27,7 +28,7 @@ FILE_AUDIT = REPO / "tests" / "helpers" / "file_audit"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "mlip_references", "dft_references", "relax", "hull",
+UPSTREAM_OF_DFT = {"dataset", "encode", "train", "sample", "mlip_references", "dft_reference_cache", "relax", "hull",
                    "funnel"}
 # `all` is what users run; `report` names the end of the chain explicitly as well.
 TARGETS = ("all", "report")
@@ -100,9 +101,11 @@ def test_every_stage_wrote_its_outputs(pipeline):
     validation = pd.read_csv(results / "validation/validation.csv")
     dft = validation[validation["tier"] == "dft"]
     assert len(dft) == 1, validation
-    # The DFT references job computed every element (two at once, in forked workers).
-    (references_index,) = (results / "validation/references").glob("gpaw-*.index.json")
-    assert json.loads(references_index.read_text())["status"] == "ok", references_index.read_text()
+    # The DFT job computed the references of its candidate's elements into the shared cache, and left no lock.
+    (references,) = (results / "validation/references").glob("gpaw-*/")
+    elements = {element.symbol for element in Composition(dft["formula"].iloc[0]).elements}
+    assert sorted(path.name for path in references.iterdir()) == sorted(f"{el}.json" for el in elements)
+    assert {json.loads((references / f"{el}.json").read_text())["status"] for el in elements} == {"ok"}
     # Every valid candidate is relaxed, the random baseline's too.
     assert (validation["tier"] == "mlip").sum() == candidates["valid"].sum()
     funnel = pd.read_csv(results / "validation/Ef_-0.5/funnel.csv")

@@ -155,36 +155,14 @@ checkpoint funnel:
         "--mlip-chunks {input.chunks} --dataset {input.dataset} --hull {input.hull} --out {params.out} > {log} 2>&1"
 
 
-rule dft_references:
-    """The DFT elemental references for every candidate of its tier, in one job, its threads' worth of
-    elements at once (each is a serial DFT calculation); prototype elements start from the MLIP's."""
-    input:
-        config=stage_config("relaxation", "dft"),
-        funnels=lambda wildcards: [checkpoints.funnel.get(case=case).output.table for case in VALIDATION_PLAN.cases],
-        candidates=lambda wildcards: VALIDATION_PLAN.candidates_tables(),
-        mlip_references=ancient(VALIDATION_PLAN.reference_dir(MLIP)),
+rule dft_reference_cache:
+    """The DFT tier's elemental reference cache, one folder per engine and settings. The DFT jobs fill it:
+    each computes the references its candidates need that are not there yet, each element once (a lock
+    per element), so that no job waits for every case's funnel before it starts."""
     output:
-        cache=update(directory(VALIDATION_PLAN.reference_dir(DFT))),
-        index=VALIDATION_PLAN.reference_index(DFT),
-    params:
-        icrdesign=ICRDESIGN,
-        elements=lambda wildcards: " ".join(VALIDATION_PLAN.dft_reference_elements()),
-        work=VALIDATION_PLAN.reference_work_dir(DFT),
-    log:
-        f"{RESULTS}/logs/references_{DFT}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/references_{DFT}.tsv"
-    conda:
-        CONDA_ENV
-    priority: VALIDATION_PATH_PRIORITY
-    threads: resources_for("dft_references")["threads"]
-    resources:
-        mem_mb=lambda wildcards, threads: config["dft"]["mem_mb"] * threads,
-        runtime=lambda wildcards, threads: VALIDATION_PLAN.dft_references_runtime(threads),
+        update(directory(VALIDATION_PLAN.reference_dir(DFT))),
     shell:
-        "{params.icrdesign} dft --reference-elements {params.elements} --references {output.cache} "
-        "--mlip-references {input.mlip_references} --index {output.index} --config {input.config} "
-        "--out {params.work} --workers {threads} > {log} 2>&1"
+        "mkdir -p {output}"
 
 
 rule dft:
@@ -197,7 +175,6 @@ rule dft:
         relaxed=lambda wildcards: checkpoints.funnel.get(case=wildcards.case).output.relaxed,
         # ancient: as for `relax`.
         references=ancient(VALIDATION_PLAN.reference_dir(DFT)),
-        references_index=ancient(VALIDATION_PLAN.reference_index(DFT)),
         mlip_references=ancient(VALIDATION_PLAN.reference_dir(MLIP)),
     output:
         chunk=update(directory(chunk_dir(VALIDATION_DIR, "{case}", DFT, "{chunk}"))),

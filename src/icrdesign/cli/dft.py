@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relax", action=argparse.BooleanOptionalAction, default=None,
                         help="relax before the static (default: config dft.relax)")
     parser.add_argument("--workers", type=int, default=1,
-                        help="with --reference-elements: elements computed at once (the rule's threads)")
+                        help="with --reference-elements: elements computed at once, in forked workers")
     parser.add_argument("--chunk", type=int, default=None,
                         help="with --candidates (a case's funnel.csv): the DFT batch to compute (0-based)")
 

@@ -7,7 +7,6 @@ functions and parameters.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from icrdesign.validation.dft import dft_reference_settings
 from icrdesign.validation.funnel import FUNNEL_SUMMARY, read_funnel
 from icrdesign.validation.mlip import mlip_reference_settings
 from icrdesign.validation.references import REFERENCES_FOLDER, WORK_FOLDER, cache_name, index_path
-from icrdesign.validation.selection import dft_batches, dft_limit
+from icrdesign.validation.selection import dft_batches, dft_cost, dft_limit
 
 
 def reference_settings(config: Mapping[str, Any], tier: str) -> dict[str, Any]:
@@ -97,14 +96,11 @@ class ValidationPlan:
     def table_path(self) -> str:
         return str(self.validation_dir / TABLE_FILE)
 
-    def dft_reference_elements(self) -> list[str]:
-        """Every element of the candidates the DFT tier computes, over all cases (each is a DFT
-        calculation; the MLIP's references cover the representation's vocabulary instead)."""
-        formulas: list[str] = []
-        for case in self.cases:
-            candidates = read_candidates(self.candidates_table(case))
-            ids = {candidate for chunk in self.chunks(case, DFT) for candidate in chunk}
-            formulas += candidates.loc[candidates["id"].isin(ids), "formula"].tolist()
+    def dft_reference_elements(self, case: str, batch: int) -> list[str]:
+        """The elements of one DFT batch's candidates: the references that job computes unless another
+        job has (each is a DFT calculation; the MLIP's references cover the representation's vocabulary)."""
+        candidates = read_candidates(self.candidates_table(case))
+        formulas = candidates.loc[candidates["id"].isin(self.chunks(case, DFT)[batch]), "formula"]
         return sorted({element.symbol for formula in formulas for element in Composition(formula).elements})
 
     def reference_dir(self, tier: str) -> str:
@@ -118,20 +114,17 @@ class ValidationPlan:
     def reference_work_dir(self, tier: str) -> str:
         return str(Path(self.reference_dir(tier)) / WORK_FOLDER)
 
-    def dft_references_runtime(self, workers: int = 1) -> int:
-        """Minutes for the DFT references job (every element of the DFT tier is a DFT calculation,
-        ``workers`` of them at once)."""
-        return int(self.config["dft"]["runtime"]) * max(1, math.ceil(len(self.dft_reference_elements()) / workers))
-
     def dft_job_cost(self, case: str, batch: int) -> int:
-        """A relative cost of one DFT job, to start the costliest first (the scheduler's priority):
-        its candidates' sites, twice over in a case that constrains the band gap, whose gapped
-        candidates add the gap's non-self-consistent calculations (a demo run: 214 of a 250 s static)."""
+        """A relative cost of one DFT job, to start the costliest first (the scheduler's priority): its
+        candidates' :func:`~icrdesign.validation.selection.dft_cost`, twice over in a case that
+        constrains the band gap, whose gapped candidates add the gap's non-self-consistent calculations
+        (a demo run: 214 of a 250 s static)."""
         band_gap_case = "band_gap" in self.config["sampling"]["cases"][case]["constraints"]
-        funnel = read_funnel(self.funnel_table(case)).set_index("candidate_id")
-        sites = int(funnel.loc[self.chunks(case, DFT)[batch], "nsites"].sum())
-        return sites * (2 if band_gap_case else 1)
+        batch_rows = read_funnel(self.funnel_table(case)).set_index("candidate_id").loc[self.chunks(case, DFT)[batch]]
+        cost = sum(dft_cost(formula, nsites) for formula, nsites in zip(batch_rows["formula"], batch_rows["nsites"]))
+        return cost * (2 if band_gap_case else 1)
 
     def dft_runtime(self, case: str, batch: int) -> int:
-        """Minutes for one DFT job: ``dft.runtime`` per candidate of the batch."""
-        return int(self.config["dft"]["runtime"]) * max(1, len(self.chunks(case, DFT)[batch]))
+        """Minutes for one DFT job: ``dft.runtime`` per candidate of the batch and per reference it may compute."""
+        calculations = len(self.chunks(case, DFT)[batch]) + len(self.dft_reference_elements(case, batch))
+        return int(self.config["dft"]["runtime"]) * max(1, calculations)

@@ -11,6 +11,8 @@ relaxation. The structure's ``kind`` says which.
 One cache folder holds the references of one engine with one set of energy-changing settings
 (:func:`cache_name`): ``<El>.json`` per element, and ``work/``, where a references job computes.
 Beside it, ``<cache folder>.index.json`` holds the status of every element that job was asked for.
+The MLIP tier fills its cache in one references job; the DFT jobs fill theirs themselves, each
+element once (:func:`cached_references` locks it while computing).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 
 from icrdesign.artefacts.validation import STATUS_FAILED, STATUS_OK
 from icrdesign.config import config_hash
-from icrdesign.io import read_json, write_json
+from icrdesign.io import file_lock, read_json, write_json
 from icrdesign.parallel import fork_each
 
 #: Folder of the reference caches inside the validation folder, one subfolder per engine and settings.
@@ -34,6 +36,8 @@ REFERENCES_FOLDER: Final[str] = "references"
 #: folder that the job computes in.
 INDEX_SUFFIX: Final[str] = ".index.json"
 WORK_FOLDER: Final[str] = "work"
+#: The lock a process holds in a cache folder while it computes an element's reference.
+LOCK_FILE_PATTERN: Final[str] = ".{element}.lock"
 
 # Bond lengths (angstrom) of the diatomic reference molecules.
 DIATOMIC_BOND_LENGTHS: dict[str, float] = {
@@ -156,22 +160,50 @@ def cached_references(elements: list[str], cache_dir: Path, settings: Mapping[st
     A failed computation is cached too, as a record with status 'failed' and the reason, so every
     candidate that needs the element fails at once with that reason (``ReferenceFailed``) instead
     of repeating the calculation; ``icrdesign retry-failed`` forgets it so that the next run retries it.
+
+    Processes may share CACHE_DIR (the DFT jobs of a run do): an element is computed under a lock of
+    its own, so once; a process computes the elements no other is computing first, then waits for
+    the others' and reads their records.
     """
     records = {}
-    for element in sorted(set(elements)):
-        path = cache_dir / f"{element}.json"
-        record = read_json(path) if path.exists() else None
-        if record is None or record.get("settings") != settings:
-            try:
-                record = jsanitize({"element": element, **compute(element), "status": STATUS_OK, "settings": settings})
-            except Exception as error:  # noqa: BLE001 - recorded; the candidates needing it fail with the reason
-                record = {"element": element, "status": STATUS_FAILED,
-                          "reason": f"{type(error).__name__}: {error}"[:500], "settings": settings}
-            write_json(path, record)
-        if record.get("status") == STATUS_FAILED:
-            raise ReferenceFailed(element, record["reason"])
-        records[element] = record
-    return records
+    elements = sorted(set(elements))
+    busy = [element for element in elements
+            if not _take_record(records, element, cache_dir, settings, compute, wait=False)]
+    for element in busy:
+        _take_record(records, element, cache_dir, settings, compute, wait=True)
+    return {element: records[element] for element in elements}
+
+
+def _take_record(records: dict[str, dict[str, Any]], element: str, cache_dir: Path, settings: Mapping[str, Any],
+                 compute: Callable[[str], dict[str, Any]], wait: bool) -> bool:
+    """Put ``element``'s record, cached or computed under its lock, into RECORDS; False (nothing put)
+    when another process holds the lock and not ``wait``. Raises ReferenceFailed for a failed record."""
+    path = cache_dir / f"{element}.json"
+    record = _matching_record(path, settings)
+    if record is None:
+        with file_lock(cache_dir / LOCK_FILE_PATTERN.format(element=element), wait=wait) as held:
+            if not held:
+                return False
+            # Another process may have written it while this one waited.
+            record = _matching_record(path, settings)
+            if record is None:
+                try:
+                    record = jsanitize({"element": element, **compute(element), "status": STATUS_OK,
+                                        "settings": settings})
+                except Exception as error:  # noqa: BLE001 - recorded; the candidates needing it fail with the reason
+                    record = {"element": element, "status": STATUS_FAILED,
+                              "reason": f"{type(error).__name__}: {error}"[:500], "settings": settings}
+                write_json(path, record)
+    if record.get("status") == STATUS_FAILED:
+        raise ReferenceFailed(element, record["reason"])
+    records[element] = record
+    return True
+
+
+def _matching_record(path: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The cached record at ``path`` when it was computed with ``settings``, else None."""
+    record = read_json(path) if path.exists() else None
+    return record if record is not None and record.get("settings") == settings else None
 
 
 def reference_records(elements: list[str], compute: Callable[[list[str]], dict[str, dict[str, Any]]],
