@@ -32,4 +32,4 @@ rule all:
         f"{RESULTS}/report/summary.json",
         # Per-candidate results as targets: Snakemake regenerates a deleted intermediate file only
         # when a target needs it, and a deleted DFT result must rerun that one job.
-        lambda wildcards: VALIDATION_PLAN.result_paths(),
+        **VALIDATION_PLAN.per_case(VALIDATION_PLAN.result_paths),

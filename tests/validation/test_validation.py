@@ -428,7 +428,7 @@ def test_validation_plan_chunks_each_tier_and_keys_reference_caches_by_settings(
     assert plan(config).chunks("a", "dft") == [[ids[0], ids[2]]]
     assert plan({**config, "dft": {**dft, "candidates_per_job": 1}}).chunks("a", "dft") == [[ids[0]], [ids[2]]]
     validation = tmp_path / "validation" / "a"
-    assert plan(config).result_paths() == [str(validation / "mlip" / "chunk-000.json"),
+    assert plan(config).result_paths("a") == [str(validation / "mlip" / "chunk-000.json"),
                                            str(validation / "mlip" / "chunk-001.json"),
                                            str(validation / "dft" / "chunk-000.json"), str(validation / "funnel.json")]
     assert plan(config).dft_reference_elements("a", 0) == ["Br", "Cl", "K", "Na"]

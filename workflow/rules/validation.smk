@@ -202,7 +202,7 @@ rule dft:
 rule validation_table:
     """Every candidate's MLIP and DFT record in one table."""
     input:
-        lambda wildcards: VALIDATION_PLAN.table_inputs(),
+        **VALIDATION_PLAN.per_case(VALIDATION_PLAN.table_inputs),
     output:
         VALIDATION_PLAN.table_path(),
     params:

@@ -74,24 +74,26 @@ class ValidationPlan:
     def funnel_dir(self, case: str) -> str:
         return str(self.validation_dir / case)
 
-    def funnel_summaries(self) -> list[str]:
-        return [str(Path(self.funnel_dir(case)) / FUNNEL_SUMMARY) for case in self.cases]
-
     def hull_path(self) -> str:
         return str(self.validation_dir / HULL_FILE)
 
     def hull_cache(self) -> str:
         return str(self.validation_dir / HULL_CACHE_FOLDER)
 
-    def result_paths(self) -> list[str]:
-        """What a run produces: every chunk's index of both tiers and every case's funnel."""
-        return [*(path for case in self.cases for tier in TIERS for path in self.chunk_indexes(case, tier)),
-                *self.funnel_summaries()]
+    def result_paths(self, case: str) -> list[str]:
+        """What a run produces for ``case``: every chunk's index of both tiers and the case's funnel."""
+        return [*(path for tier in TIERS for path in self.chunk_indexes(case, tier)),
+                str(Path(self.funnel_dir(case)) / FUNNEL_SUMMARY)]
 
-    def table_inputs(self) -> list[str]:
-        """What validation.csv reads: every chunk's folder and index, both tiers."""
-        return [path for case in self.cases for tier in TIERS
-                for path in (*self.chunk_dirs(case, tier), *self.chunk_indexes(case, tier))]
+    def table_inputs(self, case: str) -> list[str]:
+        """What validation.csv reads of ``case``: every chunk's folder and index, both tiers."""
+        return [path for tier in TIERS for path in (*self.chunk_dirs(case, tier), *self.chunk_indexes(case, tier))]
+
+    def per_case(self, paths: Callable[[str], list[str]]) -> dict[str, Callable[[Any], list[str]]]:
+        """``paths`` of every case as one input function per case, for a rule that gathers all cases:
+        Snakemake then adds a case's jobs (its DFT jobs) once that case's checkpoints are done, where
+        one function for all cases waits for every case's."""
+        return {f"case_{number}": (lambda wildcards, case=case: paths(case)) for number, case in enumerate(self.cases)}
 
     def table_path(self) -> str:
         return str(self.validation_dir / TABLE_FILE)
