@@ -90,9 +90,9 @@ class ValidationPlan:
         return [path for tier in TIERS for path in (*self.chunk_dirs(case, tier), *self.chunk_indexes(case, tier))]
 
     def per_case(self, paths: Callable[[str], list[str]]) -> dict[str, Callable[[Any], list[str]]]:
-        """``paths`` of every case as one input function per case, for a rule that gathers all cases:
-        Snakemake then adds a case's jobs (its DFT jobs) once that case's checkpoints are done, where
-        one function for all cases waits for every case's."""
+        """``paths`` of every case as one input function per case, for a rule that gathers all cases, so
+        that one case's unfinished checkpoint does not hold back the paths of the others (one function
+        for all cases raises until every case's checkpoint is done)."""
         return {f"case_{number}": (lambda wildcards, case=case: paths(case)) for number, case in enumerate(self.cases)}
 
     def table_path(self) -> str:
