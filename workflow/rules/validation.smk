@@ -161,8 +161,12 @@ rule dft_reference_cache:
     per element), so that no job waits for every case's funnel before it starts."""
     output:
         update(directory(VALIDATION_PLAN.reference_dir(DFT))),
+    log:
+        f"{RESULTS}/logs/dft_reference_cache.log",
+    conda:
+        CONDA_ENV
     shell:
-        "mkdir -p {output}"
+        "mkdir -p {output} > {log} 2>&1"
 
 
 rule dft:
